@@ -1,0 +1,1 @@
+//! gitseal core
