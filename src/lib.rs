@@ -1,1 +1,11 @@
-//! gitseal core
+//! gitseal core: age X25519 keys, the sealed-value format, the Secret / SealedSecret
+//! manifest model and the repository key rules. Pure logic over `Read`/`Write`: no
+//! terminal, no network, no process environment.
+
+pub mod format;
+pub mod keys;
+pub mod scope;
+
+pub use format::{Header, OpenError, SealError, inspect, open, seal};
+pub use keys::{KeyId, Keyring, PublicKey, SecretKey};
+pub use scope::{Binding, Scope};
