@@ -4,8 +4,13 @@
 
 pub mod format;
 pub mod keys;
+pub mod manifest;
+pub mod rules;
 pub mod scope;
+pub mod sealing;
 
 pub use format::{Header, OpenError, SealError, inspect, open, seal};
 pub use keys::{KeyId, Keyring, PublicKey, SecretKey};
+pub use manifest::{Document, ManifestError, OutputFormat, SealedSecret, Secret};
+pub use rules::Rules;
 pub use scope::{Binding, Scope};
