@@ -57,7 +57,9 @@ pub enum OpenError {
         sealed_to: Vec<KeyId>,
         ring: Vec<KeyId>,
     },
-    #[error("scope mismatch: the value was sealed for {sealed_for}, not for {expected}; seal it again for its new place")]
+    #[error(
+        "scope mismatch: the value was sealed for {sealed_for}, not for {expected}; seal it again for its new place"
+    )]
     ScopeMismatch {
         sealed_for: Box<Binding>,
         expected: Box<Binding>,
@@ -370,7 +372,10 @@ mod tests {
             assert!(open(&bad, &ring, &b).is_err(), "flip at {i} accepted");
         }
         for n in 0..ct.len() {
-            assert!(open(&ct[..n], &ring, &b).is_err(), "truncation at {n} accepted");
+            assert!(
+                open(&ct[..n], &ring, &b).is_err(),
+                "truncation at {n} accepted"
+            );
         }
     }
 

@@ -220,7 +220,8 @@ pub fn read_identity_file(input: impl BufRead) -> Result<Vec<SecretKey>, Identit
         } else {
             "not a valid age X25519 private key (AGE-SECRET-KEY-1…)"
         };
-        let key = SecretKey::parse(t).map_err(|_| IdentityFileError::BadLine { line: i + 1, why })?;
+        let key =
+            SecretKey::parse(t).map_err(|_| IdentityFileError::BadLine { line: i + 1, why })?;
         keys.push(key);
     }
     if keys.is_empty() {
@@ -239,7 +240,9 @@ pub struct Keyring {
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys.iter().map(|k| k.id())).finish()
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| k.id()))
+            .finish()
     }
 }
 
@@ -332,7 +335,10 @@ mod tests {
             .parse::<PublicKey>()
             .unwrap_err()
             .to_string();
-        assert!(e.contains("private key") && !e.contains("AGE-SECRET-KEY-1"), "{e}");
+        assert!(
+            e.contains("private key") && !e.contains("AGE-SECRET-KEY-1"),
+            "{e}"
+        );
         let id = k.id();
         assert_eq!(id.to_string().parse::<KeyId>(), Ok(id));
     }

@@ -63,7 +63,11 @@ impl Document {
             field: if field.is_empty() && self.prefix.is_empty() {
                 None
             } else {
-                Some(format!("{}{}", self.prefix, field).trim_end_matches('.').to_owned())
+                Some(
+                    format!("{}{}", self.prefix, field)
+                        .trim_end_matches('.')
+                        .to_owned(),
+                )
             },
             problem: problem.into(),
         }
@@ -182,7 +186,11 @@ fn yaml_error(e: &serde_yaml::Error) -> String {
     match e.location() {
         Some(l) => {
             let msg = e.to_string();
-            let msg = msg.split(" at line").next().unwrap_or("syntax error").to_owned();
+            let msg = msg
+                .split(" at line")
+                .next()
+                .unwrap_or("syntax error")
+                .to_owned();
             format!("{msg} at line {} column {}", l.line(), l.column())
         }
         None => "syntax error".to_owned(),
@@ -285,7 +293,11 @@ fn read_meta(doc: &Document) -> Result<Meta, ManifestError> {
     if let Some(ns) = namespace {
         validate_namespace(ns).map_err(|e| doc.error("metadata.namespace", e.to_string()))?;
     }
-    let labels = string_map(doc, mapping_field(doc, &meta, "metadata.", "labels")?, "metadata.labels")?;
+    let labels = string_map(
+        doc,
+        mapping_field(doc, &meta, "metadata.", "labels")?,
+        "metadata.labels",
+    )?;
     let mut annotations = string_map(
         doc,
         mapping_field(doc, &meta, "metadata.", "annotations")?,
@@ -317,7 +329,10 @@ impl Secret {
             Some(_) => return Err(doc.error("immutable", "must be true or false")),
         };
         let mut data = BTreeMap::new();
-        for (k, v) in mapping_field(doc, &doc.value, "", "data")?.into_iter().flatten() {
+        for (k, v) in mapping_field(doc, &doc.value, "", "data")?
+            .into_iter()
+            .flatten()
+        {
             let key = data_key(doc, "data", k)?;
             let field = format!("data.{key}");
             let encoded = match v {
@@ -325,8 +340,12 @@ impl Secret {
                 Value::Null => "",
                 _ => return Err(doc.error(field, "must be a base64 string")),
             };
-            let compact: Zeroizing<String> =
-                Zeroizing::new(encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+            let compact: Zeroizing<String> = Zeroizing::new(
+                encoded
+                    .chars()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect(),
+            );
             let bytes = Zeroizing::new(B64.decode(compact.as_bytes()).map_err(|_| {
                 doc.error(
                     field,
@@ -335,7 +354,10 @@ impl Secret {
             })?);
             data.insert(key, SecretSlice::from(bytes.to_vec()));
         }
-        for (k, v) in mapping_field(doc, &doc.value, "", "stringData")?.into_iter().flatten() {
+        for (k, v) in mapping_field(doc, &doc.value, "", "stringData")?
+            .into_iter()
+            .flatten()
+        {
             let key = data_key(doc, "stringData", k)?;
             let value = match v {
                 Value::String(s) => s.as_bytes().to_vec(),
@@ -401,7 +423,11 @@ fn wrong_kind(doc: &Document, api: &str, kind: &str) -> ManifestError {
         (None, Some(k)) => format!("kind {} without apiVersion", printable(k)),
         (_, None) => "no kind".to_owned(),
     };
-    let field = if doc.kind() == Some(kind) { "apiVersion" } else { "kind" };
+    let field = if doc.kind() == Some(kind) {
+        "apiVersion"
+    } else {
+        "kind"
+    };
     doc.error(field, format!("expected {api} {kind}, found {found}"))
 }
 
@@ -412,7 +438,8 @@ fn data_key(doc: &Document, path: &str, k: &Value) -> Result<String, ManifestErr
         Value::Bool(b) => b.to_string(),
         _ => return Err(doc.error(path, "keys must be strings")),
     };
-    validate_key(&key).map_err(|e| doc.error(format!("{path}.{}", printable(&key)), e.to_string()))?;
+    validate_key(&key)
+        .map_err(|e| doc.error(format!("{path}.{}", printable(&key)), e.to_string()))?;
     Ok(key)
 }
 
@@ -470,7 +497,10 @@ impl SealedSecret {
         let scope = match meta.annotations.remove(Scope::ANNOTATION) {
             None => Scope::Strict,
             Some(s) => s.parse().map_err(|e: crate::scope::UnknownScope| {
-                doc.error(format!("metadata.annotations.{}", Scope::ANNOTATION), e.to_string())
+                doc.error(
+                    format!("metadata.annotations.{}", Scope::ANNOTATION),
+                    e.to_string(),
+                )
             })?,
         };
         if scope != Scope::Cluster && meta.namespace.is_none() {
@@ -511,7 +541,9 @@ impl SealedSecret {
                         None | Some(Value::Null) => None,
                         Some(Value::Bool(b)) => Some(*b),
                         Some(_) => {
-                            return Err(doc.error("spec.template.immutable", "must be true or false"));
+                            return Err(
+                                doc.error("spec.template.immutable", "must be true or false")
+                            );
                         }
                     },
                     labels: string_map(
@@ -598,8 +630,10 @@ pub enum OutputFormat {
 }
 
 /// Writes documents as one YAML stream (`---` between documents) or as JSON (a single
-/// object, or a `v1/List` when there are several).
-pub fn render(values: &[Value], format: OutputFormat) -> String {
+/// object, or a `v1/List` when there are several). Temporary copies are zeroized, since
+/// break-glass output holds plaintext.
+pub fn render<'a>(values: impl IntoIterator<Item = &'a Value>, format: OutputFormat) -> String {
+    let values: Vec<&Value> = values.into_iter().collect();
     match format {
         OutputFormat::Yaml => {
             let mut out = String::new();
@@ -607,22 +641,27 @@ pub fn render(values: &[Value], format: OutputFormat) -> String {
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(&serde_yaml::to_string(v).unwrap_or_default());
+                let mut doc = serde_yaml::to_string(v).unwrap_or_default();
+                out.push_str(&doc);
+                doc.zeroize();
             }
             out
         }
         OutputFormat::Json => {
-            let v = match values {
-                [one] => one.clone(),
-                many => {
+            let mut s = match values[..] {
+                [one] => serde_json::to_string_pretty(one).unwrap_or_default(),
+                _ => {
                     let mut m = Mapping::new();
                     m.insert("apiVersion".into(), "v1".into());
                     m.insert("kind".into(), "List".into());
-                    m.insert("items".into(), Value::Sequence(many.to_vec()));
-                    Value::Mapping(m)
+                    m.insert(
+                        "items".into(),
+                        Value::Sequence(values.iter().map(|v| (*v).clone()).collect()),
+                    );
+                    let list = SensitiveValue(Value::Mapping(m));
+                    serde_json::to_string_pretty(&list.0).unwrap_or_default()
                 }
             };
-            let mut s = serde_json::to_string_pretty(&v).unwrap_or_default();
             s.push('\n');
             s
         }
@@ -652,8 +691,13 @@ mod tests {
         assert_eq!(s.data["password"].expose_secret(), b"hunter2");
         assert_eq!(s.annotations.len(), 1);
         assert!(!format!("{s:?}").contains("hunter2"));
-        let j = one(r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"dg=="}}"#);
-        assert_eq!(Secret::from_document(&j).unwrap().data["k"].expose_secret(), b"v");
+        let j = one(
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"dg=="}}"#,
+        );
+        assert_eq!(
+            Secret::from_document(&j).unwrap().data["k"].expose_secret(),
+            b"v"
+        );
     }
 
     #[test]
@@ -670,7 +714,10 @@ mod tests {
         );
         assert!(!e.contains("notbase64"));
         let e = Secret::from_document(&docs[0]).unwrap_err().to_string();
-        assert!(e.contains("document 1, field `kind`: expected v1 Secret, found v1/ConfigMap"), "{e}");
+        assert!(
+            e.contains("document 1, field `kind`: expected v1 Secret, found v1/ConfigMap"),
+            "{e}"
+        );
         let e = parse_documents("x.yaml", "a: [\n").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml: document 1: not valid YAML"), "{e}");
     }
@@ -700,10 +747,10 @@ mod tests {
         };
         s.encrypted_data.insert("pw".into(), vec![1, 2, 3]);
         s.template.type_ = Some("Opaque".into());
-        let text = render(&[s.to_value()], OutputFormat::Yaml);
+        let text = render([&s.to_value()], OutputFormat::Yaml);
         let back = SealedSecret::from_document(&one(&text)).unwrap();
         assert_eq!(back, s);
-        let text = render(&[s.to_value()], OutputFormat::Json);
+        let text = render([&s.to_value()], OutputFormat::Json);
         assert_eq!(SealedSecret::from_document(&one(&text)).unwrap(), s);
     }
 }

@@ -150,7 +150,9 @@ mod tests {
             e = e.public()
         );
         let rules = Rules::parse(".gitseal.yaml", &text).unwrap();
-        let got = rules.recipients_for("clusters/prod/app/secret.yaml").unwrap();
+        let got = rules
+            .recipients_for("clusters/prod/app/secret.yaml")
+            .unwrap();
         assert_eq!(got, vec![p.public().clone(), e.public().clone()]);
         let got = rules.recipients_for("./clusters/dev/a.yaml").unwrap();
         assert_eq!(got, vec![s.public().clone(), e.public().clone()]);
@@ -160,11 +162,19 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = Rules::parse("r.yaml", "rules:\n  - path: a/**\n    recipients: [age1nope]\n")
+        let e = Rules::parse(
+            "r.yaml",
+            "rules:\n  - path: a/**\n    recipients: [age1nope]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("r.yaml, field `rules[0].recipients[0]`: invalid recipient"),
+            "{e}"
+        );
+        let e = Rules::parse("r.yaml", "rulez: []\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("r.yaml, field `rules[0].recipients[0]`: invalid recipient"), "{e}");
-        let e = Rules::parse("r.yaml", "rulez: []\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rulez`"), "{e}");
         let e = Rules::parse("r.yaml", "rules:\n  - path: 'a/[**'\n    recipients: []\n")
             .unwrap_err()

@@ -47,7 +47,10 @@ pub fn seal_secret(
     let scope = match (target.scope, own_scope) {
         (Some(s), _) => s,
         (None, Some(s)) => s.parse().map_err(|e: crate::scope::UnknownScope| {
-            field_err(format!("metadata.annotations.{}", Scope::ANNOTATION), e.to_string())
+            field_err(
+                format!("metadata.annotations.{}", Scope::ANNOTATION),
+                e.to_string(),
+            )
         })?,
         (None, None) => Scope::Strict,
     };
@@ -107,10 +110,11 @@ pub fn merge(
 ) -> Result<(), FieldError> {
     for (key, value) in data {
         let binding = binding_of(sealed, key)?;
-        let ct = format::seal(value.expose_secret(), recipients, &binding).map_err(|e| match e {
-            SealError::NoRecipients => field_err("", e.to_string()),
-            _ => field_err(format!("data.{key}"), e.to_string()),
-        })?;
+        let ct =
+            format::seal(value.expose_secret(), recipients, &binding).map_err(|e| match e {
+                SealError::NoRecipients => field_err("", e.to_string()),
+                _ => field_err(format!("data.{key}"), e.to_string()),
+            })?;
         sealed.encrypted_data.insert(key.clone(), ct);
     }
     Ok(())
@@ -136,8 +140,8 @@ pub fn unseal(
     let ns = sealed.namespace.as_deref().or(namespace);
     let mut data = BTreeMap::new();
     for (key, ct) in &sealed.encrypted_data {
-        let expected = Binding::new(sealed.scope, ns, Some(&sealed.name), key).map_err(|e| {
-            UnsealError {
+        let expected =
+            Binding::new(sealed.scope, ns, Some(&sealed.name), key).map_err(|e| UnsealError {
                 key: key.clone(),
                 error: OpenError::Malformed(match e {
                     crate::scope::BindingError::MissingNamespace { .. } => {
@@ -145,8 +149,7 @@ pub fn unseal(
                     }
                     _ => "the SealedSecret's name or key is invalid",
                 }),
-            }
-        })?;
+            })?;
         let value = format::open(ct, ring, &expected).map_err(|error| UnsealError {
             key: key.clone(),
             error,
@@ -211,16 +214,20 @@ mod tests {
             namespace: ns.map(str::to_owned),
             ..Default::default()
         };
-        s.data.insert("pw".into(), SecretSlice::from(b"hunter2".to_vec()));
+        s.data
+            .insert("pw".into(), SecretSlice::from(b"hunter2".to_vec()));
         s
     }
 
     #[test]
     fn seal_unseal_reseal() {
         let (a, b) = (SecretKey::generate(), SecretKey::generate());
-        let mut sealed =
-            seal_secret(&secret(Some("prod")), &[a.public().clone()], &SealTarget::default())
-                .unwrap();
+        let mut sealed = seal_secret(
+            &secret(Some("prod")),
+            &[a.public().clone()],
+            &SealTarget::default(),
+        )
+        .unwrap();
         assert_eq!(sealed.scope, Scope::Strict);
         let ring_a = Keyring::from_iter([a.clone()]);
         let out = unseal(&sealed, &ring_a, None).unwrap();
@@ -229,7 +236,10 @@ mod tests {
         assert!(reseal(&mut sealed, &ring_a, &[b.public().clone()]).unwrap());
         assert!(unseal(&sealed, &ring_a, None).is_err());
         let ring_b = Keyring::from_iter([b]);
-        assert_eq!(unseal(&sealed, &ring_b, None).unwrap().data["pw"].expose_secret(), b"hunter2");
+        assert_eq!(
+            unseal(&sealed, &ring_b, None).unwrap().data["pw"].expose_secret(),
+            b"hunter2"
+        );
     }
 
     #[test]

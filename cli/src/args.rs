@@ -1,0 +1,205 @@
+//! Command-line flags. Every flag is declared here, with clap enforcing conflicts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitseal",
+    version,
+    about = "Seal Kubernetes Secrets into SealedSecrets that are safe to commit to git",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and inspect age key pairs.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Seal Secret manifests (or one raw value) with public keys.
+    Seal(SealArgs),
+    /// Build a Secret from literals, files and env files and seal it; no plaintext file
+    /// is ever written.
+    Create(CreateArgs),
+    /// Break-glass: open SealedSecrets with a private key and print the Secrets.
+    Unseal(UnsealArgs),
+    /// Re-encrypt SealedSecrets in place for new recipients, offline.
+    Reseal(ResealArgs),
+    /// Lint a repository: plaintext Secrets, malformed SealedSecrets, recipients and
+    /// scopes that do not match. Exits 1 on any finding.
+    Check(CheckArgs),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new identity (private key, written 0600) and print its public key.
+    Generate {
+        /// Write the identity to FILE instead of standard output. Never overwrites an
+        /// existing file unless --force is given.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Print the public key(s) of an identity file.
+    Public {
+        /// Identity file (standard input when absent or `-`).
+        #[arg(short, long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    Strict,
+    Namespace,
+    Cluster,
+}
+
+impl From<ScopeArg> for gitseal::Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Strict => gitseal::Scope::Strict,
+            ScopeArg::Namespace => gitseal::Scope::Namespace,
+            ScopeArg::Cluster => gitseal::Scope::Cluster,
+        }
+    }
+}
+
+/// Who to seal to. With neither flag, the rules of the nearest `.gitseal.yaml` apply.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecipientArgs {
+    /// Public key (age1…) to seal to; repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+    pub recipients: Vec<String>,
+    /// File of public keys, one per line (`#` comments allowed); repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipient_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Input: Secret manifests (YAML or JSON, multi-document), or the raw value with
+    /// --raw. `-` is standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
+    /// Write the result to OUT (atomically) instead of standard output.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "OUT",
+        conflicts_with = "merge_into"
+    )]
+    pub write: Option<PathBuf>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// Scope to bind the values to (default: the Secret's gitseal.dev/scope annotation,
+    /// else strict).
+    #[arg(long, value_enum)]
+    pub scope: Option<ScopeArg>,
+    /// Name of the SealedSecret (overrides metadata.name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace of the SealedSecret (must agree with metadata.namespace when both are set).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub format: Format,
+    /// Seal one raw value read from the input and print its base64 ciphertext.
+    #[arg(long, requires = "key", conflicts_with_all = ["merge_into", "format"])]
+    pub raw: bool,
+    /// The Secret key a --raw value is for.
+    #[arg(long, requires = "raw")]
+    pub key: Option<String>,
+    /// Add or replace the input Secret's keys in this SealedSecret file, in place.
+    #[arg(long, value_name = "SEALED.yaml", conflicts_with_all = ["name", "namespace", "scope"])]
+    pub merge_into: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the Secret.
+    pub name: String,
+    /// Namespace of the Secret.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// A key and literal value (`key=value`); repeatable.
+    #[arg(long = "from-literal", value_name = "KEY=VALUE")]
+    pub literals: Vec<String>,
+    /// A file's content as a value (`[key=]path`; the key defaults to the file name).
+    #[arg(long = "from-file", value_name = "[KEY=]PATH")]
+    pub files: Vec<String>,
+    /// An env file: one `KEY=VALUE` per line, `#` comments.
+    #[arg(long = "from-env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Secret type (default Opaque).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_: Option<String>,
+    /// Scope to bind the values to.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub scope: ScopeArg,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// Write the SealedSecret to OUT (atomically) instead of standard output.
+    #[arg(short = 'w', long = "write", value_name = "OUT")]
+    pub write: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsealArgs {
+    /// Identity file holding the private key(s); repeatable. Must not be readable by
+    /// group or others.
+    #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
+    pub identities: Vec<PathBuf>,
+    /// SealedSecret manifests; `-` is standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ResealArgs {
+    /// Identity file(s) able to open the current values.
+    #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// Show what would change without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Files or folders holding SealedSecrets.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or folders to check.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}

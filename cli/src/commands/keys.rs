@@ -1,0 +1,45 @@
+//! `gitseal keys generate | public`.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use gitseal::keys::read_identity_file;
+use secrecy::ExposeSecret;
+
+use crate::args::KeysCommand;
+use crate::io::{read_input, shown, write_private};
+
+pub fn run(cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Generate { output, force } => {
+            let key = gitseal::SecretKey::generate();
+            let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+            let text = key.to_identity_file(&created);
+            match output {
+                Some(path) => {
+                    write_private(&path, text.expose_secret().as_bytes(), force)?;
+                    eprintln!("wrote identity {} (key id {})", shown(&path), key.id());
+                    println!("{}", key.public());
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.expose_secret().as_bytes())
+                        .context("cannot write to standard output")?;
+                    eprintln!("Public key: {}", key.public());
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Public { identity } => {
+            let path = identity.unwrap_or_else(|| "-".into());
+            let bytes = read_input(&path)?;
+            let keys = read_identity_file(&bytes[..])
+                .with_context(|| format!("identity file {}", shown(&path)))?;
+            for k in keys {
+                println!("{}", k.public());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `gitseal unseal`: break-glass opening of SealedSecrets with a private key.
+
+use anyhow::{Result, bail};
+use gitseal::manifest::{SealedSecret, parse_documents, render};
+use gitseal::sealing::unseal;
+use zeroize::Zeroizing;
+
+use crate::args::UnsealArgs;
+use crate::io::{emit, read_identities, read_text, shown};
+
+pub fn run(args: UnsealArgs) -> Result<()> {
+    let ring = read_identities(&args.identities)?;
+    let source = shown(&args.file);
+    let text = read_text(&args.file)?;
+    let docs = parse_documents(&source, &text)?;
+    if docs.is_empty() {
+        bail!("{source}: no SealedSecret found (the input is empty)");
+    }
+    let mut secrets = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let sealed = SealedSecret::from_document(doc)?;
+        let secret = unseal(&sealed, &ring, None)
+            .map_err(|e| doc.error(format!("spec.encryptedData.{}", e.key), e.error.to_string()))?;
+        secrets.push(secret.to_value());
+    }
+    let out = Zeroizing::new(render(secrets.iter().map(|s| &s.0), args.format.into()));
+    emit(None, out.as_bytes())
+}

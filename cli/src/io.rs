@@ -1,0 +1,268 @@
+//! Files: bounded reads, identity files with their mode checked, recipients and rules
+//! discovery, and atomic writes (output appears only after a complete, successful write).
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use gitseal::keys::{PublicKey, SecretKey, read_identity_file};
+use gitseal::rules::{RULES_FILE, Rules};
+use gitseal::scope::printable;
+use gitseal::{Keyring, PublicKey as Pk};
+use zeroize::Zeroizing;
+
+use crate::args::RecipientArgs;
+
+/// Largest manifest or value file read (Kubernetes objects are at most ~1.5 MiB).
+pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How a path is shown in messages.
+pub fn shown(path: &Path) -> String {
+    if path == Path::new("-") {
+        "<stdin>".to_owned()
+    } else {
+        printable(&path.to_string_lossy())
+    }
+}
+
+/// Reads a whole file (or standard input for `-`), refusing inputs over the limit. The
+/// buffer is zeroized when dropped: it may hold plaintext.
+pub fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::new());
+    let name = shown(path);
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
+    };
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("{name}: cannot read"))?;
+    if buf.len() as u64 > MAX_INPUT_BYTES {
+        bail!(
+            "{name}: input is larger than {} MiB; Kubernetes objects are far smaller — is this the right file?",
+            MAX_INPUT_BYTES / 1024 / 1024
+        );
+    }
+    Ok(buf)
+}
+
+/// Reads input as UTF-8 text.
+pub fn read_text(path: &Path) -> Result<Zeroizing<String>> {
+    let bytes = read_input(path)?;
+    match std::str::from_utf8(&bytes) {
+        Ok(s) => Ok(Zeroizing::new(s.to_owned())),
+        Err(e) => bail!(
+            "{}: not UTF-8 text (invalid byte at offset {}); manifests are YAML or JSON",
+            shown(path),
+            e.valid_up_to()
+        ),
+    }
+}
+
+/// Reads identity files into a keyring. Each must be a regular file not readable by group
+/// or others, like ssh refuses loose private keys.
+pub fn read_identities(paths: &[PathBuf]) -> Result<Keyring> {
+    let mut ring = Keyring::new();
+    for path in paths {
+        for key in read_identity(path)? {
+            ring.add(key);
+        }
+    }
+    Ok(ring)
+}
+
+fn read_identity(path: &Path) -> Result<Vec<SecretKey>> {
+    let name = shown(path);
+    let meta = fs::metadata(path).with_context(|| format!("identity file {name}: cannot open"))?;
+    if !meta.is_file() {
+        bail!("identity file {name}: not a regular file");
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "identity file {name}: readable by others (mode {mode:04o}); private keys must be 0600: run `chmod 600 {name}`"
+        );
+    }
+    let bytes = read_input(path).with_context(|| format!("identity file {name}"))?;
+    read_identity_file(&bytes[..]).with_context(|| format!("identity file {name}"))
+}
+
+/// Parses `-r` keys and `-R` files. Empty when neither was given.
+pub fn explicit_recipients(args: &RecipientArgs) -> Result<Vec<PublicKey>> {
+    let mut out = Vec::new();
+    for (i, r) in args.recipients.iter().enumerate() {
+        out.push(
+            r.parse::<Pk>()
+                .with_context(|| format!("--recipient #{}", i + 1))?,
+        );
+    }
+    for file in &args.recipient_files {
+        let name = shown(file);
+        let text = read_text(file).with_context(|| format!("recipients file {name}"))?;
+        let before = out.len();
+        for (n, line) in text.lines().enumerate() {
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            out.push(
+                t.parse::<Pk>()
+                    .with_context(|| format!("recipients file {name}, line {}", n + 1))?,
+            );
+        }
+        if out.len() == before {
+            bail!("recipients file {name}: holds no public keys");
+        }
+    }
+    Ok(out)
+}
+
+/// The nearest `.gitseal.yaml` at or above `dir`, parsed, with its folder.
+pub fn find_rules(dir: &Path) -> Result<Option<(PathBuf, Rules)>> {
+    let start = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let abs = fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    for d in abs.ancestors() {
+        let candidate = d.join(RULES_FILE);
+        if candidate.is_file() {
+            let name = shown(&candidate);
+            let text = read_text(&candidate)?;
+            let rules = Rules::parse(&name, &text)?;
+            return Ok(Some((d.to_path_buf(), rules)));
+        }
+    }
+    Ok(None)
+}
+
+/// `path` relative to `base`, `/`-separated; the path is made absolute first.
+pub fn relative_to(base: &Path, path: &Path) -> Option<String> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    // Canonicalize the folder (the file itself may not exist yet).
+    let parent = abs.parent()?;
+    let parent = fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    let full = parent.join(abs.file_name()?);
+    let rel = full.strip_prefix(base).ok()?;
+    Some(
+        rel.components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// Recipients for a file at `target`: `-r`/`-R` when given, else the rules of the nearest
+/// `.gitseal.yaml`; escrow keys from that file are added either way.
+pub fn recipients_for(args: &RecipientArgs, target: Option<&Path>) -> Result<Vec<PublicKey>> {
+    let explicit = explicit_recipients(args)?;
+    let dir = target
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let rules = find_rules(&dir)?;
+    if !explicit.is_empty() {
+        return Ok(match rules {
+            Some((_, r)) => r.with_escrow(&explicit),
+            None => explicit,
+        });
+    }
+    let Some((base, rules)) = rules else {
+        bail!(
+            "no recipients: pass -r AGE1… (or -R FILE), or add a {RULES_FILE} to the repository (see keys.example)"
+        );
+    };
+    let Some(target) = target else {
+        bail!(
+            "no recipients: {RULES_FILE} rules match on the output path; pass -w OUT or -r AGE1…"
+        );
+    };
+    let rel = relative_to(&base, target).unwrap_or_default();
+    rules.recipients_for(&rel).with_context(|| {
+        format!(
+            "no rule in {} matches {}; add one or pass -r AGE1…",
+            shown(&base.join(RULES_FILE)),
+            printable(&rel)
+        )
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, renamed into
+/// place only once everything is written. An existing file keeps its mode; a new one
+/// gets 0644 (the content is public ciphertext).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = shown(path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0o644);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gitseal-")
+        .tempfile_in(dir)
+        .with_context(|| format!("{name}: cannot create a temporary file beside it"))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("{name}: cannot write"))?;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{name}: cannot set permissions"))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("{name}: cannot write"))?;
+    Ok(())
+}
+
+/// Writes a private key file: mode 0600 from the first byte, never replacing an existing
+/// file unless `force`.
+pub fn write_private(path: &Path, text: &[u8], force: bool) -> Result<()> {
+    let name = shown(path);
+    if !force && fs::symlink_metadata(path).is_ok() {
+        bail!(
+            "{name} already exists; refusing to overwrite a key file (pass --force to replace it)"
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // tempfile creates files 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gitseal-key-")
+        .tempfile_in(dir)
+        .with_context(|| format!("{name}: cannot create a file in its folder"))?;
+    tmp.write_all(text)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("{name}: cannot write"))?;
+    if force {
+        tmp.persist(path).map_err(|e| e.error)
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)
+    }
+    .with_context(|| format!("{name}: cannot write"))?;
+    Ok(())
+}
+
+/// Writes output to a file (atomically) or to standard output.
+pub fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match out {
+        Some(path) => write_atomic(path, bytes),
+        None => {
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
+                .context("cannot write to standard output")
+        }
+    }
+}
