@@ -110,7 +110,7 @@ fn stanza_args(key_ids: &[KeyId], binding: &Binding) -> Vec<String> {
     iter::once(ids).chain(binding.to_args()).collect()
 }
 
-fn parse_stanza_args(args: &[String]) -> Result<(Vec<KeyId>, Binding), OpenError> {
+fn parse_stanza_args(args: &[String]) -> Result<StanzaContent, OpenError> {
     let (ids, rest) = args
         .split_first()
         .ok_or(OpenError::Malformed("empty gitseal stanza"))?;
@@ -195,12 +195,15 @@ pub fn inspect(ciphertext: &[u8]) -> Result<Header, OpenError> {
     Ok(Header { key_ids, binding })
 }
 
+/// What the `gitseal` stanza says: recipient key ids and the binding.
+type StanzaContent = (Vec<KeyId>, Binding);
+
 /// An age identity over the whole keyring that reads the `gitseal` stanza, unwraps only the
 /// X25519 stanzas whose key id the ring holds, and remembers what the stanza said so the
 /// caller can tell a scope mismatch (after age has verified the header MAC) from the rest.
 struct RingIdentity<'a> {
     ring: &'a Keyring,
-    seen: std::cell::RefCell<Option<Result<(Vec<KeyId>, Binding), OpenError>>>,
+    seen: std::cell::RefCell<Option<Result<StanzaContent, OpenError>>>,
 }
 
 impl age::Identity for RingIdentity<'_> {
