@@ -18,7 +18,7 @@ fn blocks(info: &str) -> Vec<HashMap<String, String>> {
         .map(|rest| {
             rest.split("```")
                 .next()
-                .unwrap()
+                .expect("fenced block is closed")
                 .lines()
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -35,7 +35,7 @@ fn binding(spec: &str) -> Binding {
         ["cluster", key] => Binding::new(Scope::Cluster, None, None, key),
         _ => panic!("bad binding {spec}"),
     }
-    .unwrap()
+    .expect("valid binding")
 }
 
 #[test]
