@@ -1,0 +1,277 @@
+//! Repository features: recipients from `.gitseal.yaml` rules (path globs, first match,
+//! escrow keys) and the `check` lint.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+/// Keys P (prod), S (staging and the rest of clusters/), E (escrow) and a rules file.
+fn repo() -> (Env, [String; 3]) {
+    let env = Env::new();
+    let p = env.key("p.key");
+    let s = env.key("s.key");
+    let e = env.key("e.key");
+    env.write(
+        ".gitseal.yaml",
+        format!(
+            "# who can open what\nescrow:\n  - {e}\nrules:\n  - path: 'clusters/prod/**'\n    name: prod\n    recipients: [{p}]\n  - path: 'clusters/**'\n    recipients: [{s}]\n"
+        ),
+    );
+    env.write("in.yaml", secret_yaml("db", "prod"));
+    (env, [p, s, e])
+}
+
+fn opens(env: &Env, key: &str, file: &str) -> bool {
+    let run = env.run(&["unseal", "-i", key, "-f", file]).no_panic();
+    if run.code == Some(0) {
+        let secret = one_doc(&run.stdout);
+        assert_eq!(data_value(&secret, "password"), CANARY);
+        true
+    } else {
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("no key in the ring opens this value"),
+            "{}",
+            run.stderr
+        );
+        false
+    }
+}
+
+#[test]
+fn rules_choose_recipients_by_path_first_match_wins_escrow_added() {
+    let (env, _) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod/app")).unwrap();
+    std::fs::create_dir_all(env.path("clusters/dev")).unwrap();
+
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/app/db.yaml"])
+        .ok();
+    // The first rule wins even though the second matches too.
+    assert!(opens(&env, "p.key", "clusters/prod/app/db.yaml"));
+    assert!(!opens(&env, "s.key", "clusters/prod/app/db.yaml"));
+    // The escrow key alone opens everything.
+    assert!(opens(&env, "e.key", "clusters/prod/app/db.yaml"));
+
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/dev/db.yaml"])
+        .ok();
+    assert!(!opens(&env, "p.key", "clusters/dev/db.yaml"));
+    assert!(opens(&env, "s.key", "clusters/dev/db.yaml"));
+    assert!(opens(&env, "e.key", "clusters/dev/db.yaml"));
+
+    // Rules are found from the target's folder upwards, whatever the working directory.
+    let dev = env.path("clusters/dev");
+    env.run_in(
+        &dev,
+        &["seal", "-f", "../../in.yaml", "-w", "again.yaml"],
+        None,
+    )
+    .ok();
+    assert!(opens(&env, "s.key", "clusters/dev/again.yaml"));
+    assert!(!opens(&env, "p.key", "clusters/dev/again.yaml"));
+
+    // `create -w` and `--merge-into` use the rules too.
+    env.run(&[
+        "create", "api", "-n", "prod", "--from-literal", "password=x", "-w",
+        "clusters/prod/api.yaml",
+    ])
+    .ok();
+    assert!(
+        env.run(&["unseal", "-i", "p.key", "-f", "clusters/prod/api.yaml"])
+            .code
+            == Some(0)
+    );
+    assert!(
+        env.run(&["unseal", "-i", "s.key", "-f", "clusters/prod/api.yaml"])
+            .code
+            == Some(1)
+    );
+}
+
+#[test]
+fn rules_glob_does_not_cross_folders() {
+    let (env, _) = repo();
+    // `clusters/**` matches below clusters/ only; a top-level file has no rule.
+    env.run(&["seal", "-f", "in.yaml", "-w", "top.yaml"])
+        .fails(1)
+        .stderr_has(&[".gitseal.yaml", "top.yaml", "no rule"])
+        .hides(CANARY);
+    assert!(!env.exists("top.yaml"));
+}
+
+#[test]
+fn explicit_recipients_still_get_the_escrow_keys() {
+    let (env, [_, s, _]) = repo();
+    std::fs::create_dir(env.path("apps")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-r", &s, "-w", "apps/db.yaml"])
+        .ok();
+    assert!(opens(&env, "s.key", "apps/db.yaml"));
+    assert!(opens(&env, "e.key", "apps/db.yaml"));
+    assert!(!opens(&env, "p.key", "apps/db.yaml"));
+}
+
+#[test]
+fn rules_need_an_output_path_when_sealing_stdin_to_stdout() {
+    let (env, _) = repo();
+    env.run_stdin(&["seal"], secret_yaml("db", "prod"))
+        .fails(1)
+        .stderr_has(&["-w OUT", "-r AGE1"])
+        .hides(CANARY);
+}
+
+#[test]
+fn check_clean_repo_passes() {
+    let (env, _) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    std::fs::create_dir_all(env.path("clusters/dev")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/db.yaml"])
+        .ok();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/dev/db.yaml"])
+        .ok();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    // Other manifests and a Secret without data are fine.
+    env.write(
+        "clusters/dev/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
+    );
+    env.write(
+        "clusters/dev/empty-secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: e, namespace: dev}\ntype: kubernetes.io/service-account-token\n",
+    );
+    // Hidden folders (.git) are not walked.
+    env.write(".git/leak.yaml", secret_yaml("x", "y"));
+    let run = env.run(&["check", "."]).ok();
+    assert!(run.stdout.trim().is_empty(), "{}", run.stdout);
+    run.stderr_has(&["2 SealedSecret(s)", "0 finding(s)"]);
+}
+
+/// Runs `check .` expecting findings; returns stdout (the findings).
+fn findings(env: &Env) -> String {
+    let run = env.run(&["check", "."]).fails(1).hides(CANARY);
+    assert!(!run.stdout.trim().is_empty(), "no findings printed");
+    run.stdout
+}
+
+#[test]
+fn check_flags_a_plaintext_secret() {
+    let (env, _) = repo();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    env.write("clusters/dev/leak.yaml", secret_yaml("db", "dev"));
+    let out = findings(&env);
+    assert!(out.contains("clusters/dev/leak.yaml"), "{out}");
+    assert!(out.contains("plaintext Secret db"), "{out}");
+    assert!(out.contains("document 1"), "{out}");
+    // JSON files are checked too, and the second document is named.
+    std::fs::remove_file(env.path("clusters/dev/leak.yaml")).unwrap();
+    env.write(
+        "clusters/dev/leak.json",
+        format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"c"}}}},{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"j"}},"stringData":{{"k":"{CANARY}"}}}}]}}"#
+        ),
+    );
+    let out = findings(&env);
+    assert!(out.contains("leak.json") && out.contains("items[1]"), "{out}");
+}
+
+#[test]
+fn check_flags_a_malformed_sealed_secret() {
+    let (env, _) = repo();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    env.write(
+        "clusters/dev/broken.yaml",
+        "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: dev}\nspec:\n  encryptedData:\n    password: '%%%not-base64'\n",
+    );
+    let out = findings(&env);
+    assert!(
+        out.contains("clusters/dev/broken.yaml") && out.contains("spec.encryptedData.password"),
+        "{out}"
+    );
+    // A value that is base64 but not an age file, and a SealedSecret without spec.
+    env.write(
+        "clusters/dev/broken.yaml",
+        format!(
+            "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {{name: db, namespace: dev}}\nspec:\n  encryptedData:\n    password: {}\n---\napiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {{name: x, namespace: dev}}\n",
+            b64(b"hello")
+        ),
+    );
+    let out = findings(&env);
+    assert!(out.contains("document 1") && out.contains("not an age v1 file"), "{out}");
+    assert!(out.contains("document 2") && out.contains("`spec`"), "{out}");
+    // Unparseable YAML is a finding, not a crash.
+    env.write("clusters/dev/broken.yaml", "a: [\n");
+    let out = findings(&env);
+    assert!(out.contains("broken.yaml") && out.contains("not valid YAML"), "{out}");
+}
+
+#[test]
+fn check_flags_recipients_that_do_not_match_the_rules() {
+    let (env, _) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    // Build the mismatching file by sealing for dev and moving it under prod.
+    std::fs::create_dir_all(env.path("clusters/dev")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/dev/db.yaml"])
+        .ok();
+    std::fs::rename(
+        env.path("clusters/dev/db.yaml"),
+        env.path("clusters/prod/db.yaml"),
+    )
+    .unwrap();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    let out = findings(&env);
+    assert!(out.contains("clusters/prod/db.yaml"), "{out}");
+    assert!(out.contains("but the rules want"), "{out}");
+    assert!(out.contains("gitseal reseal"), "{out}");
+    // Resealing with the rules fixes it.
+    env.run(&["reseal", "-i", "s.key", "clusters"]).ok();
+    env.run(&["check", "."]).ok();
+}
+
+#[test]
+fn check_flags_a_copied_and_renamed_sealed_secret() {
+    let (env, _) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/db.yaml"])
+        .ok();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    env.run(&["check", "."]).ok();
+    let copy = env
+        .read("clusters/prod/db.yaml")
+        .replace("name: db", "name: db-copy");
+    assert!(copy.contains("db-copy"));
+    env.write("clusters/prod/db-copy.yaml", copy);
+    let out = findings(&env);
+    assert!(out.contains("clusters/prod/db-copy.yaml"), "{out}");
+    assert!(out.contains("scope does not match"), "{out}");
+    assert!(
+        !out.contains("clusters/prod/db.yaml"),
+        "the original is fine: {out}"
+    );
+}
+
+#[test]
+fn check_flags_a_broken_rules_file_and_uncovered_files() {
+    let (env, [p, ..]) = repo();
+    std::fs::remove_file(env.path("in.yaml")).unwrap();
+    env.run_stdin(
+        &["seal", "-r", &p, "-w", "top.yaml"],
+        secret_yaml("db", "prod"),
+    )
+    .ok();
+    // top.yaml is outside every rule.
+    let out = findings(&env);
+    assert!(out.contains("top.yaml") && out.contains("no rule"), "{out}");
+    // A rules file that does not parse is reported by name.
+    env.write(".gitseal.yaml", "rules:\n  - path: a\n    recipients: [age1nope]\n");
+    let out = findings(&env);
+    assert!(out.contains(".gitseal.yaml") && out.contains("rules[0].recipients[0]"), "{out}");
+}
+
+#[test]
+fn check_of_a_missing_path_fails() {
+    let env = Env::new();
+    env.run(&["check", "nowhere"])
+        .fails(1)
+        .stderr_has(&["nowhere"]);
+    env.run(&["check"]).fails(2);
+}
