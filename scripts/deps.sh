@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what gitseal's tests and quick start need on a fresh Debian machine, and skips
+# whatever is already there: the Go `age` CLI (interop tests), git + git-daemon + openssh
+# (real git servers on loopback), kubectl's kustomize is used when present.
+set -euo pipefail
+
+need=()
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v git >/dev/null 2>&1 || need+=(git)
+[ -x /usr/lib/git-core/git-daemon ] || need+=(git)
+[ -x /usr/lib/git-core/git-http-backend ] || need+=(git)
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null 2>&1 || { echo "deps: cargo (Rust) is required: https://rustup.rs" >&2; exit 1; }
