@@ -3,6 +3,25 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gitseal::scope::{validate_key, validate_name, validate_namespace};
+
+/// `--name` / NAME: a Kubernetes object name (DNS-1123 subdomain), checked at parse time
+/// so that a bad flag is a usage error naming the flag.
+fn k8s_name(s: &str) -> Result<String, String> {
+    validate_name(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+}
+
+/// `--namespace`: a DNS-1123 label.
+fn k8s_namespace(s: &str) -> Result<String, String> {
+    validate_namespace(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// `--key`: a Secret data key.
+fn data_key(s: &str) -> Result<String, String> {
+    validate_key(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -117,10 +136,10 @@ pub struct SealArgs {
     #[arg(long, value_enum)]
     pub scope: Option<ScopeArg>,
     /// Name of the SealedSecret (overrides metadata.name).
-    #[arg(long)]
+    #[arg(long, value_parser = k8s_name)]
     pub name: Option<String>,
     /// Namespace of the SealedSecret (must agree with metadata.namespace when both are set).
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
     pub namespace: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
@@ -129,7 +148,7 @@ pub struct SealArgs {
     #[arg(long, requires = "key", conflicts_with_all = ["merge_into", "format"])]
     pub raw: bool,
     /// The Secret key a --raw value is for.
-    #[arg(long, requires = "raw")]
+    #[arg(long, requires = "raw", value_parser = data_key)]
     pub key: Option<String>,
     /// Add or replace the input Secret's keys in this SealedSecret file, in place.
     #[arg(long, value_name = "SEALED.yaml", conflicts_with_all = ["name", "namespace", "scope"])]
@@ -139,9 +158,10 @@ pub struct SealArgs {
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Name of the Secret.
+    #[arg(value_parser = k8s_name)]
     pub name: String,
     /// Namespace of the Secret.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
     pub namespace: Option<String>,
     /// A key and literal value (`key=value`); repeatable.
     #[arg(long = "from-literal", value_name = "KEY=VALUE")]

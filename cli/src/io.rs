@@ -177,9 +177,15 @@ pub fn recipients_for(args: &RecipientArgs, target: Option<&Path>) -> Result<Vec
         });
     }
     let Some((base, rules)) = rules else {
-        bail!(
-            "no recipients: pass -r AGE1… (or -R FILE), or add a {RULES_FILE} to the repository (see keys.example)"
-        );
+        match target {
+            Some(t) => bail!(
+                "no recipients for {}: pass -r AGE1… (or -R FILE), or add a {RULES_FILE} in its folder or above (see keys.example)",
+                shown(t)
+            ),
+            None => bail!(
+                "no recipients: pass -r AGE1… (or -R FILE), or add a {RULES_FILE} to the repository (see keys.example)"
+            ),
+        }
     };
     let Some(target) = target else {
         bail!(

@@ -1,0 +1,712 @@
+//! Bad input, table-driven. Every case runs the real binary in its own folder and must:
+//! exit with the expected code (1 bad input / wrong key / scope mismatch, 2 usage), print
+//! a message naming the file (or `<stdin>`), document and field where they apply, never
+//! panic, never print the canary secret (or other forbidden strings), print nothing on
+//! stdout, and leave the folder exactly as it was: no output file, no `.gitseal-*`
+//! temporary file, no input rewritten.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+
+/// Keys and a SealedSecret made once, copied into every case's folder.
+struct Fixture {
+    a_public: String,
+    a_identity: String,
+    a_private: String,
+    a_id: String,
+    b_public: String,
+    b_identity: String,
+    b_private: String,
+    b_id: String,
+    /// `db` in `prod`, strict, keys `password` (the canary) and `username`, sealed to A.
+    sealed: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let env = Env::new();
+        let key = |name: &str| {
+            let run = env.run(&["keys", "generate", "-o", name]).ok();
+            let id = run
+                .stderr
+                .split("key id ")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(|c: char| c == ')' || c.is_whitespace())
+                .to_owned();
+            let identity = env.read(name);
+            let private = identity
+                .lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+                .unwrap()
+                .to_owned();
+            (run.stdout.trim().to_owned(), identity, private, id)
+        };
+        let (a_public, a_identity, a_private, a_id) = key("a.key");
+        let (b_public, b_identity, b_private, b_id) = key("b.key");
+        env.write("s.yaml", secret_yaml("db", "prod"));
+        let sealed = env
+            .run(&["seal", "-f", "s.yaml", "-r", &a_public])
+            .ok()
+            .stdout;
+        Fixture {
+            a_public,
+            a_identity,
+            a_private,
+            a_id,
+            b_public,
+            b_identity,
+            b_private,
+            b_id,
+            sealed,
+        }
+    })
+}
+
+struct Case {
+    name: &'static str,
+    files: Vec<(String, Vec<u8>, u32)>,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    code: i32,
+    expect: Vec<String>,
+    forbid: Vec<String>,
+}
+
+fn case(name: &'static str) -> Case {
+    let f = fixture();
+    Case {
+        name,
+        files: vec![
+            ("a.key".into(), f.a_identity.clone().into_bytes(), 0o600),
+            ("b.key".into(), f.b_identity.clone().into_bytes(), 0o600),
+            ("sealed.yaml".into(), f.sealed.clone().into_bytes(), 0o644),
+        ],
+        args: Vec::new(),
+        stdin: Vec::new(),
+        code: 1,
+        expect: Vec::new(),
+        // Private keys never appear in any message, not even in part.
+        forbid: vec![f.a_private[16..].to_owned(), f.b_private[16..].to_owned()],
+    }
+}
+
+impl Case {
+    fn file(mut self, name: &str, contents: impl AsRef<[u8]>) -> Self {
+        self.files.retain(|(n, ..)| n != name);
+        self.files
+            .push((name.to_owned(), contents.as_ref().to_vec(), 0o644));
+        self
+    }
+    fn file_mode(mut self, name: &str, contents: impl AsRef<[u8]>, mode: u32) -> Self {
+        self = self.file(name, contents);
+        self.files.last_mut().unwrap().2 = mode;
+        self
+    }
+    fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+    fn stdin(mut self, s: impl AsRef<[u8]>) -> Self {
+        self.stdin = s.as_ref().to_vec();
+        self
+    }
+    fn code(mut self, code: i32) -> Self {
+        self.code = code;
+        self
+    }
+    fn expect(mut self, parts: &[&str]) -> Self {
+        self.expect.extend(parts.iter().map(|s| (*s).to_owned()));
+        self
+    }
+    fn forbid(mut self, s: &str) -> Self {
+        self.forbid.push(s.to_owned());
+        self
+    }
+
+    /// Runs the case; returns what went wrong, if anything.
+    fn check(&self) -> Vec<String> {
+        let env = Env::new();
+        for (name, contents, mode) in &self.files {
+            env.write_mode(name, contents, *mode);
+        }
+        let before = env.snapshot();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let run = env.run_stdin(&args, &self.stdin);
+        let mut problems = Vec::new();
+        if run.code != Some(self.code) {
+            problems.push(format!("exit {:?}, expected {}", run.code, self.code));
+        }
+        if run.stderr.contains("panicked") || run.stdout.contains("panicked") {
+            problems.push("panicked".into());
+        }
+        if !run.stderr.starts_with("error:") {
+            problems.push("stderr does not start with `error:`".into());
+        }
+        for e in &self.expect {
+            if !run.stderr.contains(e.as_str()) {
+                problems.push(format!("stderr lacks {e:?}"));
+            }
+        }
+        for secret in std::iter::once(CANARY).chain(self.forbid.iter().map(String::as_str)) {
+            if run.stdout.contains(secret) || run.stderr.contains(secret) {
+                problems.push(format!("output shows {secret:?}"));
+            }
+        }
+        if !run.stdout.is_empty() {
+            problems.push("stdout is not empty".into());
+        }
+        let after = env.snapshot();
+        if after != before {
+            let changed: Vec<_> = after
+                .iter()
+                .filter(|(p, c)| before.get(*p) != Some(*c))
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            problems.push(format!("the folder changed: {changed:?}"));
+        }
+        if !problems.is_empty() {
+            problems.push(format!("stderr was:\n{}", run.stderr));
+        }
+        problems
+    }
+}
+
+/// A Secret manifest around `body` (the lines after metadata).
+fn secret_with(meta: &str, body: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {meta}\n{body}")
+}
+
+fn cases() -> Vec<Case> {
+    let f = fixture();
+    let a = f.a_public.as_str();
+    let b = f.b_public.as_str();
+    let ok_secret = secret_yaml("db", "prod");
+    let seal_in = |ext: &str| -> Vec<String> {
+        vec![
+            "seal".into(),
+            "-f".into(),
+            format!("in.{ext}"),
+            "-r".into(),
+            a.into(),
+            "-w".into(),
+            "out.yaml".into(),
+        ]
+    };
+    let seal_yaml: Vec<String> = seal_in("yaml");
+    let sy: Vec<&str> = seal_yaml.iter().map(String::as_str).collect();
+    let seal_json: Vec<String> = seal_in("json");
+    let sj: Vec<&str> = seal_json.iter().map(String::as_str).collect();
+    let pw = format!("password: {CANARY}");
+    let sealed_with = |from: &str, to: &str| f.sealed.replacen(from, to, 1);
+    let big = {
+        let mut s = ok_secret.clone();
+        s.push_str(&format!("# {}\n", "x".repeat(8 * 1024 * 1024 + 16)));
+        s
+    };
+
+    vec![
+        // --- manifests ---
+        case("malformed YAML")
+            .file("in.yaml", format!("apiVersion: v1\nkind: Secret\nstringData: {{{pw}\n"))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "not valid YAML"]),
+        case("malformed YAML in the second document")
+            .file("in.yaml", format!("{ok_secret}---\nstringData: [{CANARY}\n"))
+            .args(&sy)
+            .expect(&["in.yaml", "document 2", "not valid YAML"]),
+        case("malformed JSON")
+            .file(
+                "in.json",
+                format!(r#"{{"apiVersion":"v1","kind":"Secret","stringData":{{"password":"{CANARY}""#),
+            )
+            .args(&sj)
+            .expect(&["in.json", "document 1", "not valid YAML or JSON"]),
+        case("wrong kind (ConfigMap)")
+            .file(
+                "in.yaml",
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: p}}\ndata: {{{pw}}}\n"),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "field `kind`", "ConfigMap"]),
+        case("wrong apiVersion")
+            .file("in.yaml", ok_secret.replace("apiVersion: v1", "apiVersion: v2"))
+            .args(&sy)
+            .expect(&["in.yaml", "field `apiVersion`", "v2/Secret"]),
+        case("wrong kind in the second document")
+            .file(
+                "in.yaml",
+                format!("{ok_secret}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\n"),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "document 2", "field `kind`"]),
+        case("missing name, no --name")
+            .file("in.yaml", secret_with("{namespace: prod}", &format!("stringData: {{{pw}}}\n")))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "field `metadata.name`", "--name"]),
+        case("missing namespace (strict)")
+            .file("in.yaml", secret_with("{name: db}", &format!("stringData: {{{pw}}}\n")))
+            .args(&sy)
+            .expect(&["in.yaml", "field `metadata.namespace`", "strict", "--namespace"]),
+        case("missing namespace (namespace scope)")
+            .file("in.yaml", secret_with("{name: db}", &format!("stringData: {{{pw}}}\n")))
+            .args(&[&sy[..], &["--scope", "namespace"]].concat())
+            .expect(&["in.yaml", "field `metadata.namespace`", "namespace"]),
+        case("invalid name characters")
+            .file("in.yaml", secret_with("{name: Db_1, namespace: prod}", &format!("stringData: {{{pw}}}\n")))
+            .args(&sy)
+            .expect(&["in.yaml", "field `metadata.name`", "invalid name `Db_1`"]),
+        case("invalid namespace characters")
+            .file("in.yaml", secret_with("{name: db, namespace: Prod.1}", &format!("stringData: {{{pw}}}\n")))
+            .args(&sy)
+            .expect(&["in.yaml", "field `metadata.namespace`", "invalid namespace"]),
+        case("bad base64 in data")
+            .file(
+                "in.yaml",
+                secret_with("{name: db, namespace: prod}", &format!("data:\n  ok: YWRtaW4=\n  password: '%{CANARY}'\n")),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "field `data.password`", "base64"]),
+        case("non-string stringData value")
+            .file(
+                "in.yaml",
+                secret_with("{name: db, namespace: prod}", &format!("stringData:\n  {pw}\n  port: 5432\n")),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "field `stringData.port`", "must be a string"]),
+        case("invalid data key")
+            .file(
+                "in.yaml",
+                secret_with("{name: db, namespace: prod}", &format!("stringData:\n  'pass word': {CANARY}\n")),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "field `stringData.pass word`", "invalid key"]),
+        case("immutable not a boolean")
+            .file("in.yaml", format!("{ok_secret}immutable: 'yes'\n"))
+            .args(&sy)
+            .expect(&["in.yaml", "field `immutable`"]),
+        case("unknown scope annotation on the Secret")
+            .file(
+                "in.yaml",
+                secret_with(
+                    "{name: db, namespace: prod, annotations: {gitseal.dev/scope: galaxy}}",
+                    &format!("stringData: {{{pw}}}\n"),
+                ),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "metadata.annotations.gitseal.dev/scope", "unknown scope `galaxy`"]),
+        case("bad item in a kind: List")
+            .file(
+                "in.yaml",
+                format!(
+                    "apiVersion: v1\nkind: List\nitems:\n- {{apiVersion: v1, kind: Secret, metadata: {{name: a, namespace: p}}, stringData: {{{pw}}}}}\n- {{apiVersion: v1, kind: Secret, metadata: {{name: b, namespace: p}}, data: {{k: 1}}}}\n"
+                ),
+            )
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "field `items[1].data.k`"]),
+        case("empty input file")
+            .file("in.yaml", "")
+            .args(&sy)
+            .expect(&["in.yaml", "empty"]),
+        case("empty standard input")
+            .args(&["seal", "-r", a, "-w", "out.yaml"])
+            .expect(&["<stdin>", "empty"]),
+        case("comments only")
+            .file("in.yaml", "# nothing here\n---\n# nor here\n")
+            .args(&sy)
+            .expect(&["in.yaml", "empty"]),
+        case("input is a YAML list")
+            .file("in.yaml", format!("- {CANARY}\n- two\n"))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "mapping"]),
+        case("input is a YAML scalar, from stdin")
+            .args(&["seal", "-r", a, "-w", "out.yaml"])
+            .stdin(format!("{CANARY}\n"))
+            .expect(&["<stdin>", "document 1", "mapping"]),
+        case("oversized input (> 8 MiB)")
+            .file("in.yaml", &big)
+            .args(&sy)
+            .expect(&["in.yaml", "8 MiB"]),
+        case("oversized standard input")
+            .args(&["seal", "-r", a, "-w", "out.yaml"])
+            .stdin(&big)
+            .expect(&["<stdin>", "8 MiB"]),
+        case("non-UTF-8 input")
+            .file("in.yaml", [ok_secret.as_bytes(), b"# \xff\xfe\n"].concat())
+            .args(&sy)
+            .expect(&["in.yaml", "not UTF-8"]),
+        case("input file missing")
+            .args(&["seal", "-f", "nope.yaml", "-r", a, "-w", "out.yaml"])
+            .expect(&["nope.yaml", "cannot open"]),
+        case("input is a folder")
+            .file("dir/x", "")
+            .args(&["seal", "-f", "dir", "-r", a, "-w", "out.yaml"])
+            .expect(&["dir", "cannot read"]),
+        case("-n disagrees with metadata.namespace")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["-n", "staging"]].concat())
+            .expect(&["in.yaml", "field `metadata.namespace`", "--namespace says staging"]),
+        case("-w onto a folder")
+            .file("in.yaml", &ok_secret)
+            .file("outdir/keep", "")
+            .args(&["seal", "-f", "in.yaml", "-r", a, "-w", "outdir"])
+            .expect(&["outdir", "cannot write"]),
+        // --- recipients ---
+        case("invalid recipient -r")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", "age1notakey", "-w", "out.yaml"])
+            .expect(&["--recipient #1", "invalid recipient", "62 characters"]),
+        case("second -r invalid")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", a, "-r", "ssh-ed25519 AAAA", "-w", "out.yaml"])
+            .expect(&["--recipient #2", "SSH keys are not supported"]),
+        case("private key passed as -r")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", &f.a_private, "-w", "out.yaml"])
+            .expect(&["--recipient #1", "private key", "gitseal keys public"]),
+        case("recipients file with a bad line")
+            .file("in.yaml", &ok_secret)
+            .file("recips.txt", format!("# team keys\n{a}\n\nnot-a-key\n"))
+            .args(&["seal", "-f", "in.yaml", "-R", "recips.txt", "-w", "out.yaml"])
+            .expect(&["recipients file recips.txt", "line 4"]),
+        case("recipients file holding a private key")
+            .file("in.yaml", &ok_secret)
+            .file("recips.txt", &f.a_identity)
+            .args(&["seal", "-f", "in.yaml", "-R", "recips.txt", "-w", "out.yaml"])
+            .expect(&["recips.txt", "line 3", "private key"]),
+        case("empty recipients file")
+            .file("in.yaml", &ok_secret)
+            .file("recips.txt", "# nobody yet\n\n")
+            .args(&["seal", "-f", "in.yaml", "-R", "recips.txt", "-w", "out.yaml"])
+            .expect(&["recips.txt", "no public keys"]),
+        case("recipients file missing")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-R", "nobody.txt", "-w", "out.yaml"])
+            .expect(&["nobody.txt", "cannot open"]),
+        case("no recipients and no .gitseal.yaml")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&["no recipients", "out.yaml", "-r AGE1", ".gitseal.yaml"]),
+        case("no recipients, stdin to stdout")
+            .args(&["seal"])
+            .stdin(&ok_secret)
+            .expect(&["no recipients", "-r AGE1"]),
+        case(".gitseal.yaml with a bad key")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", "rules:\n  - path: '**'\n    recipients: [age1bad]\n")
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "rules[0].recipients[0]", "invalid recipient"]),
+        case(".gitseal.yaml with a private key")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", format!("escrow: ['{}']\nrules:\n  - path: '**'\n    recipients: [{a}]\n", f.a_private))
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "escrow[0]", "private key"]),
+        case(".gitseal.yaml with an unknown field")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", format!("rules:\n  - path: '**'\n    recipients: [{a}]\n    recipient: [{b}]\n"))
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "unknown field `recipient`"]),
+        case(".gitseal.yaml with no matching rule")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", format!("rules:\n  - path: 'clusters/**'\n    recipients: [{a}]\n"))
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "no rule", "out.yaml"]),
+        case(".gitseal.yaml that is empty")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", "")
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "empty"]),
+        // --- identities and unseal ---
+        case("unseal with the wrong identity")
+            .args(&["unseal", "-i", "b.key", "-f", "sealed.yaml"])
+            .expect(&[
+                "sealed.yaml",
+                "document 1",
+                "spec.encryptedData.",
+                "no key in the ring opens this value",
+                &f.a_id,
+                &f.b_id,
+            ]),
+        case("identity file with mode 0644")
+            .file_mode("loose.key", &f.a_identity, 0o644)
+            .args(&["unseal", "-i", "loose.key", "-f", "sealed.yaml"])
+            .expect(&["loose.key", "0644", "chmod 600"]),
+        case("identity file holding a public key")
+            .file_mode("pub.key", format!("{a}\n"), 0o600)
+            .args(&["unseal", "-i", "pub.key", "-f", "sealed.yaml"])
+            .expect(&["identity file pub.key", "line 1", "public key"])
+            .forbid(a),
+        case("identity file with garbage")
+            .file_mode("junk.key", format!("# mine\n{CANARY}\n"), 0o600)
+            .args(&["unseal", "-i", "junk.key", "-f", "sealed.yaml"])
+            .expect(&["identity file junk.key", "line 2", "not a valid age X25519 private key"]),
+        case("identity file with a damaged key")
+            .file_mode("bad.key", f.a_identity.replace(&f.a_private[20..30], "qqqqqqqqqq"), 0o600)
+            .args(&["unseal", "-i", "bad.key", "-f", "sealed.yaml"])
+            .expect(&["identity file bad.key", "line 3"])
+            .forbid(&f.a_private[30..]),
+        case("identity file with no key")
+            .file_mode("empty.key", "# created: never\n", 0o600)
+            .args(&["unseal", "-i", "empty.key", "-f", "sealed.yaml"])
+            .expect(&["identity file empty.key", "no private key found"]),
+        case("identity file missing")
+            .args(&["unseal", "-i", "missing.key", "-f", "sealed.yaml"])
+            .expect(&["identity file missing.key", "cannot open"]),
+        case("identity is not a regular file")
+            .file("keys/x", "")
+            .args(&["unseal", "-i", "keys", "-f", "sealed.yaml"])
+            .expect(&["identity file keys", "not a regular file"]),
+        case("unseal: bad base64 in encryptedData")
+            .file("bad.yaml", sealed_with("password: ", "password: '%%not*base64' # "))
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "document 1", "field `spec.encryptedData.password`", "base64"]),
+        case("unseal: unsupported apiVersion")
+            .file("bad.yaml", sealed_with("gitseal.dev/v1alpha1", "gitseal.dev/v2"))
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "document 1", "field `apiVersion`", "gitseal.dev/v2"]),
+        case("unseal: foreign SealedSecret (bitnami)")
+            .file("bad.yaml", sealed_with("gitseal.dev/v1alpha1", "bitnami.com/v1alpha1"))
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "field `apiVersion`", "bitnami.com/v1alpha1"]),
+        case("unseal: a plain Secret")
+            .file("in.yaml", &ok_secret)
+            .args(&["unseal", "-i", "a.key", "-f", "in.yaml"])
+            .expect(&["in.yaml", "document 1", "field `kind`", "SealedSecret"]),
+        case("unseal: no encryptedData")
+            .file("bad.yaml", "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec: {}\n")
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "field `spec.encryptedData`", "required"]),
+        case("unseal: empty standard input")
+            .args(&["unseal", "-i", "a.key"])
+            .expect(&["<stdin>", "empty"]),
+        case("unseal: value moved to another key")
+            .file("bad.yaml", sealed_with("  encryptedData:\n    password:", "  encryptedData:\n    password2:"))
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "spec.encryptedData.password2", "scope mismatch"]),
+        case("reseal with the wrong identity")
+            .args(&["reseal", "-i", "b.key", "-r", b, "sealed.yaml"])
+            .expect(&["sealed.yaml", "document 1", "no key in the ring", "nothing was written"]),
+        case("reseal: malformed file")
+            .file("bad.yaml", sealed_with("gitseal.dev/v1alpha1", "gitseal.dev/v2"))
+            .args(&["reseal", "-i", "a.key", "-r", b, "bad.yaml"])
+            .expect(&["bad.yaml", "apiVersion", "1 file(s) could not be resealed"]),
+        // --- flags ---
+        case("--raw without --key")
+            .args(&["seal", "--raw", "-n", "prod", "--name", "db", "-r", a, "-w", "out.txt"])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--key"]),
+        case("--raw without --name in strict scope")
+            .args(&["seal", "--raw", "-n", "prod", "--key", "k", "-r", a, "-w", "out.txt"])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--raw", "needs a name"]),
+        case("--raw with --merge-into")
+            .args(&["seal", "--raw", "--key", "k", "--merge-into", "sealed.yaml", "-r", a])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--raw", "--merge-into"]),
+        case("--raw with -o json")
+            .args(&["seal", "--raw", "--key", "k", "--scope", "cluster", "-o", "json", "-r", a])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--raw", "--output"]),
+        case("--raw value over 1 MiB")
+            .args(&["seal", "--raw", "--key", "k", "--scope", "cluster", "-r", a, "-w", "out.txt"])
+            .stdin(vec![b'x'; 1024 * 1024 + 1])
+            .expect(&["<stdin>", "1 MiB"]),
+        case("--key without --raw")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["--key", "k"]].concat())
+            .code(2)
+            .expect(&["--raw"]),
+        case("--key invalid")
+            .args(&["seal", "--raw", "--key", "bad key", "--scope", "cluster", "-r", a])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--key", "invalid key"]),
+        case("--name with a multi-document input")
+            .file("in.yaml", format!("{ok_secret}---\n{}", secret_yaml("two", "prod")))
+            .args(&[&sy[..], &["--name", "one"]].concat())
+            .code(2)
+            .expect(&["--name", "in.yaml", "2 documents"]),
+        case("--name invalid")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["--name", "Bad_Name"]].concat())
+            .code(2)
+            .expect(&["--name", "invalid name `Bad_Name`"]),
+        case("-n invalid")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["-n", "prod/x"]].concat())
+            .code(2)
+            .expect(&["--namespace", "invalid namespace"]),
+        case("--scope bogus")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["--scope", "bogus"]].concat())
+            .code(2)
+            .expect(&["--scope", "bogus", "strict, namespace, cluster"]),
+        case("-o xml")
+            .file("in.yaml", &ok_secret)
+            .args(&[&sy[..], &["-o", "xml"]].concat())
+            .code(2)
+            .expect(&["xml", "yaml, json"]),
+        case("--merge-into with -w")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "sealed.yaml", "-w", "out.yaml"])
+            .code(2)
+            .expect(&["--merge-into", "--write"]),
+        case("--merge-into with --name")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "sealed.yaml", "--name", "x"])
+            .code(2)
+            .expect(&["--merge-into", "--name"]),
+        case("--merge-into a file with two SealedSecrets")
+            .file("in.yaml", &ok_secret)
+            .file("double.yaml", format!("{}---\n{}", f.sealed, f.sealed))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "double.yaml"])
+            .expect(&["double.yaml", "exactly one SealedSecret", "found 2"]),
+        case("--merge-into a file with no SealedSecret")
+            .file("in.yaml", &ok_secret)
+            .file("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "cm.yaml"])
+            .expect(&["cm.yaml", "found 0"]),
+        case("--merge-into with a mismatching name")
+            .file("in.yaml", secret_yaml("other", "prod"))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "sealed.yaml"])
+            .expect(&["in.yaml", "document 1", "field `metadata.name`", "sealed.yaml", "db"]),
+        case("--merge-into with a mismatching namespace")
+            .file("in.yaml", secret_yaml("db", "dev"))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "sealed.yaml"])
+            .expect(&["in.yaml", "field `metadata.namespace`", "prod"]),
+        case("--merge-into with two input Secrets")
+            .file("in.yaml", format!("{ok_secret}---\n{ok_secret}"))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "sealed.yaml"])
+            .expect(&["in.yaml", "exactly one Secret", "2 documents"]),
+        case("--merge-into a missing file")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "gone.yaml"])
+            .expect(&["gone.yaml", "cannot open"]),
+        case("unseal without -i")
+            .args(&["unseal", "-f", "sealed.yaml"])
+            .code(2)
+            .expect(&["--identity"]),
+        case("reseal without a path")
+            .args(&["reseal", "-i", "a.key"])
+            .code(2)
+            .expect(&["<PATH>"]),
+        case("unknown subcommand")
+            .args(&["encrypt"])
+            .code(2)
+            .expect(&["encrypt"]),
+        // --- create ---
+        case("create with no data flags")
+            .args(&["create", "db", "-n", "prod", "-r", a, "-w", "out.yaml"])
+            .code(2)
+            .expect(&["nothing to seal", "--from-literal"]),
+        case("create --from-literal without =")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-literal", CANARY, "-w", "out.yaml"])
+            .code(2)
+            .expect(&["--from-literal", "KEY=VALUE"]),
+        case("create with a duplicate key")
+            .args(&[
+                "create", "db", "-n", "prod", "-r", a, "--from-literal", &pw.replace(": ", "="),
+                "--from-literal", "password=again", "-w", "out.yaml",
+            ])
+            .code(2)
+            .expect(&["key password", "more than once"]),
+        case("create with a duplicate key across flags")
+            .file("password", CANARY)
+            .args(&[
+                "create", "db", "-n", "prod", "-r", a, "--from-literal", "password=x",
+                "--from-file", "password", "-w", "out.yaml",
+            ])
+            .code(2)
+            .expect(&["--from-file password", "more than once"]),
+        case("create with an invalid literal key")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-literal", &format!("a b={CANARY}"), "-w", "out.yaml"])
+            .code(2)
+            .expect(&["--from-literal", "invalid key"]),
+        case("create --from-file missing")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-file", "k=nowhere.pem", "-w", "out.yaml"])
+            .expect(&["nowhere.pem", "cannot open"]),
+        case("create with an env line without =")
+            .file("app.env", format!("OK=1\n{CANARY}\n"))
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-env-file", "app.env", "-w", "out.yaml"])
+            .expect(&["app.env", "line 2", "KEY=VALUE"]),
+        case("create with a non-UTF-8 env file")
+            .file("app.env", b"OK=\xff\xfe\n")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-env-file", "app.env", "-w", "out.yaml"])
+            .expect(&["app.env", "not UTF-8"]),
+        case("create without a namespace")
+            .args(&["create", "db", "-r", a, "--from-literal", &format!("k={CANARY}"), "-w", "out.yaml"])
+            .code(2)
+            .expect(&["--namespace", "required"]),
+        case("create with an invalid NAME")
+            .args(&["create", "DB", "-n", "prod", "-r", a, "--from-literal", "k=v", "-w", "out.yaml"])
+            .code(2)
+            .expect(&["<NAME>", "invalid name `DB`"]),
+        case("create --scope bogus")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-literal", "k=v", "--scope", "wide"])
+            .code(2)
+            .expect(&["--scope", "wide"]),
+        // --- keys ---
+        case("keys generate -o onto an existing file")
+            .file_mode("id.key", &f.a_identity, 0o600)
+            .args(&["keys", "generate", "-o", "id.key"])
+            .expect(&["id.key", "already exists", "--force"]),
+        case("keys generate --force without -o")
+            .args(&["keys", "generate", "--force"])
+            .code(2)
+            .expect(&["--output"]),
+        case("keys generate -o into a missing folder")
+            .args(&["keys", "generate", "-o", "nowhere/id.key"])
+            .expect(&["nowhere/id.key"]),
+        case("keys public of a file without keys")
+            .file("pub.txt", format!("{a}\n"))
+            .args(&["keys", "public", "-i", "pub.txt"])
+            .expect(&["pub.txt", "line 1", "public key"]),
+    ]
+}
+
+fn run_all(cases: &[Case]) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|c| {
+            let p = c.check();
+            (!p.is_empty()).then(|| {
+                format!("case `{}` (gitseal {:?}):\n  {}", c.name, c.args, p.join("\n  "))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn bad_input_cases() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "only {} cases", cases.len());
+    let mut names = std::collections::HashSet::new();
+    for c in &cases {
+        assert!(names.insert(c.name), "duplicate case name {}", c.name);
+    }
+    // Two threads (the machine is shared); each case is independent anyway.
+    let (left, right) = cases.split_at(cases.len() / 2);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let h = s.spawn(|| run_all(left));
+        let mut out = run_all(right);
+        out.extend(h.join().unwrap());
+        out
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad-input cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
