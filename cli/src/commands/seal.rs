@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use gitseal::manifest::{SealedSecret, Secret, parse_documents, render};
+use gitseal::manifest::{Document, SealedSecret, Secret, parse_documents, render};
 use gitseal::sealing::{SealTarget, merge, seal_secret};
 use gitseal::{Binding, Scope};
 
@@ -41,7 +41,7 @@ pub fn run(args: SealArgs) -> Result<()> {
     };
     let mut out = Vec::with_capacity(docs.len());
     for doc in &docs {
-        let secret = Secret::from_document(doc)?;
+        let secret = read_secret(doc)?;
         let sealed = seal_secret(&secret, &recipients, &target)
             .map_err(|e| doc.error(e.field, e.problem))?;
         out.push(sealed.to_value());
@@ -50,6 +50,21 @@ pub fn run(args: SealArgs) -> Result<()> {
         args.write.as_deref(),
         render(&out, args.format.into()).as_bytes(),
     )
+}
+
+/// A Secret with at least one key: an empty one (often a misspelt `stringData`) would
+/// seal to a SealedSecret that opens to nothing and that `check` flags.
+fn read_secret(doc: &Document) -> Result<Secret> {
+    let secret = Secret::from_document(doc)?;
+    if secret.data.is_empty() {
+        return Err(doc
+            .error(
+                "",
+                "the Secret has no `data` or `stringData` keys; nothing to seal (is a field name misspelt?)",
+            )
+            .into());
+    }
+    Ok(secret)
 }
 
 fn raw(args: &SealArgs) -> Result<()> {
@@ -97,7 +112,7 @@ fn merge_into(args: &SealArgs, into: &Path) -> Result<()> {
             inputs.len()
         );
     };
-    let secret = Secret::from_document(doc)?;
+    let secret = read_secret(doc)?;
     if let Some(n) = secret.name.as_deref().filter(|n| *n != sealed.name) {
         return Err(doc
             .error(
