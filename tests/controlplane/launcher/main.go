@@ -60,6 +60,10 @@ func main() {
 }
 
 func run(binDir, parent string, foreground bool, timeout time.Duration, keep bool) int {
+	// When the test process is gone, so are the readers of our stdout/stderr: a log line must
+	// then fail with EPIPE rather than kill us with SIGPIPE before we have cleaned up.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
 	// Stop on stdin EOF (the test process went away) or on a signal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
