@@ -8,7 +8,9 @@ use gitseal::scope::{validate_key, validate_name, validate_namespace};
 /// `--name` / NAME: a Kubernetes object name (DNS-1123 subdomain), checked at parse time
 /// so that a bad flag is a usage error naming the flag.
 fn k8s_name(s: &str) -> Result<String, String> {
-    validate_name(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+    validate_name(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--namespace`: a DNS-1123 label.
@@ -20,7 +22,9 @@ fn k8s_namespace(s: &str) -> Result<String, String> {
 
 /// `--key`: a Secret data key.
 fn data_key(s: &str) -> Result<String, String> {
-    validate_key(s).map(|()| s.to_owned()).map_err(|e| e.to_string())
+    validate_key(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Parser)]

@@ -365,6 +365,13 @@ fn cases() -> Vec<Case> {
             .file("outdir/keep", "")
             .args(&["seal", "-f", "in.yaml", "-r", a, "-w", "outdir"])
             .expect(&["outdir", "cannot write"]),
+        case("sealing a SealedSecret again")
+            .args(&["seal", "-f", "sealed.yaml", "-r", a, "-w", "out.yaml"])
+            .expect(&["sealed.yaml", "document 1", "field `kind`", "SealedSecret"]),
+        case("-w onto the input, failing, leaves the input alone")
+            .file("in.yaml", format!("{ok_secret}---\nstringData: [{CANARY}\n"))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "-w", "in.yaml"])
+            .expect(&["in.yaml", "document 2"]),
         // --- recipients ---
         case("invalid recipient -r")
             .file("in.yaml", &ok_secret)
@@ -692,7 +699,12 @@ fn run_all(cases: &[Case]) -> Vec<String> {
         .filter_map(|c| {
             let p = c.check();
             (!p.is_empty()).then(|| {
-                format!("case `{}` (gitseal {:?}):\n  {}", c.name, c.args, p.join("\n  "))
+                format!(
+                    "case `{}` (gitseal {:?}):\n  {}",
+                    c.name,
+                    c.args,
+                    p.join("\n  ")
+                )
             })
         })
         .collect()

@@ -17,12 +17,17 @@ fn keys_generate_writes_0600_prints_public_and_never_overwrites() {
     let env = Env::new();
     let run = env.run(&["keys", "generate", "-o", "id.key"]).ok();
     let public = run.stdout.trim().to_owned();
-    assert!(
-        public.starts_with("age1") && public.len() == 62,
-        "{public}"
+    assert!(public.starts_with("age1") && public.len() == 62, "{public}");
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "only the public key on stdout"
     );
-    assert_eq!(run.stdout.lines().count(), 1, "only the public key on stdout");
-    let mode = fs::metadata(env.path("id.key")).unwrap().permissions().mode() & 0o777;
+    let mode = fs::metadata(env.path("id.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "identity file mode {mode:o}");
     let text = env.read("id.key");
     assert!(text.contains(&format!("# public key: {public}")), "{text}");
@@ -38,10 +43,16 @@ fn keys_generate_writes_0600_prints_public_and_never_overwrites() {
     assert!(env.stray_temp_files().is_empty());
 
     // --force replaces it with a new key, still 0600.
-    let forced = env.run(&["keys", "generate", "-o", "id.key", "--force"]).ok();
+    let forced = env
+        .run(&["keys", "generate", "-o", "id.key", "--force"])
+        .ok();
     assert_ne!(forced.stdout.trim(), public);
     assert_ne!(env.read("id.key"), text);
-    let mode = fs::metadata(env.path("id.key")).unwrap().permissions().mode() & 0o777;
+    let mode = fs::metadata(env.path("id.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 }
 
@@ -76,16 +87,16 @@ fn seal_from_file_and_stdin_round_trip() {
     let env = Env::new();
     let a = env.key("a.key");
     env.write("s.yaml", secret_yaml("db", "prod"));
-    let from_file = env.run(&["seal", "-f", "s.yaml", "-r", &a]).ok().hides(CANARY);
+    let from_file = env
+        .run(&["seal", "-f", "s.yaml", "-r", &a])
+        .ok()
+        .hides(CANARY);
     let sealed = one_doc(&from_file.stdout);
     assert_eq!(get_str(&sealed, "apiVersion"), "gitseal.dev/v1alpha1");
     assert_eq!(get_str(&sealed, "kind"), "SealedSecret");
     assert_eq!(get_str(&sealed, "metadata.name"), "db");
     assert_eq!(get_str(&sealed, "metadata.namespace"), "prod");
-    assert_eq!(
-        scope_of(&sealed),
-        "strict"
-    );
+    assert_eq!(scope_of(&sealed), "strict");
     assert_eq!(
         keys_of(&sealed, "spec.encryptedData"),
         ["password", "username"]
@@ -182,7 +193,11 @@ fn seal_json_in_json_out() {
         .ok()
         .hides(CANARY);
     assert!(out.stdout.trim_start().starts_with('{'), "{}", out.stdout);
-    assert!(out.stdout.contains(r#""kind": "SealedSecret""#), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""kind": "SealedSecret""#),
+        "{}",
+        out.stdout
+    );
     let sealed: serde_yaml::Value = serde_yaml::from_str(&out.stdout).unwrap();
     assert_eq!(get_str(&sealed, "metadata.name"), "api");
     assert_eq!(keys_of(&sealed, "spec.encryptedData"), ["token"]);
@@ -250,8 +265,15 @@ fn seal_write_flag_writes_atomically_and_prints_nothing() {
     fs::set_permissions(env.path("s.yaml"), fs::Permissions::from_mode(0o640)).unwrap();
     env.run(&["seal", "-f", "s.yaml", "-r", &a, "-w", "s.yaml"])
         .ok();
-    assert_eq!(get_str(&one_doc(&env.read("s.yaml")), "kind"), "SealedSecret");
-    let mode = fs::metadata(env.path("s.yaml")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        get_str(&one_doc(&env.read("s.yaml")), "kind"),
+        "SealedSecret"
+    );
+    let mode = fs::metadata(env.path("s.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o640);
 }
 
@@ -265,19 +287,22 @@ fn seal_scope_name_and_namespace_flags() {
     for scope in ["namespace", "cluster", "strict"] {
         let out = env
             .run_stdin(
-                &["seal", "-r", &a, "--scope", scope, "-n", "prod", "--name", "renamed"],
+                &[
+                    "seal", "-r", &a, "--scope", scope, "-n", "prod", "--name", "renamed",
+                ],
                 &no_ns,
             )
             .ok();
         let s = one_doc(&out.stdout);
-        assert_eq!(
-            scope_of(&s),
-            scope
-        );
+        assert_eq!(scope_of(&s), scope);
         assert_eq!(get_str(&s, "metadata.name"), "renamed");
         assert_eq!(get_str(&s, "metadata.namespace"), "prod");
         env.write("s.yaml", &out.stdout);
-        let secret = one_doc(&env.run(&["unseal", "-i", "a.key", "-f", "s.yaml"]).ok().stdout);
+        let secret = one_doc(
+            &env.run(&["unseal", "-i", "a.key", "-f", "s.yaml"])
+                .ok()
+                .stdout,
+        );
         assert_eq!(get_str(&secret, "metadata.name"), "renamed");
         assert_eq!(data_value(&secret, "password"), CANARY);
     }
@@ -288,14 +313,9 @@ fn seal_scope_name_and_namespace_flags() {
     let s = one_doc(&out.stdout);
     assert!(s.get("metadata").unwrap().get("namespace").is_none());
     // The Secret's own scope annotation is honoured without --scope.
-    let annotated = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: p\n  annotations: {{gitseal.dev/scope: namespace}}\nstringData: {{k: v}}\n"
-    );
+    let annotated = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: p\n  annotations: {gitseal.dev/scope: namespace}\nstringData: {k: v}\n";
     let s = one_doc(&env.run_stdin(&["seal", "-r", &a], annotated).ok().stdout);
-    assert_eq!(
-        scope_of(&s),
-        "namespace"
-    );
+    assert_eq!(scope_of(&s), "namespace");
 }
 
 #[test]
@@ -304,7 +324,9 @@ fn seal_raw_value_opens_inside_a_manifest() {
     let a = env.key("a.key");
     let out = env
         .run_stdin(
-            &["seal", "--raw", "-n", "prod", "--name", "db", "--key", "password", "-r", &a],
+            &[
+                "seal", "--raw", "-n", "prod", "--name", "db", "--key", "password", "-r", &a,
+            ],
             CANARY,
         )
         .ok()
@@ -319,7 +341,11 @@ fn seal_raw_value_opens_inside_a_manifest() {
              spec:\n  encryptedData:\n    password: {line}\n"
         ),
     );
-    let secret = one_doc(&env.run(&["unseal", "-i", "a.key", "-f", "s.yaml"]).ok().stdout);
+    let secret = one_doc(
+        &env.run(&["unseal", "-i", "a.key", "-f", "s.yaml"])
+            .ok()
+            .stdout,
+    );
     assert_eq!(data_value(&secret, "password"), CANARY);
     // Bound to its key: under another key name it does not open.
     env.write("t.yaml", env.read("s.yaml").replace("password:", "other:"));
@@ -328,7 +354,9 @@ fn seal_raw_value_opens_inside_a_manifest() {
         .stderr_has(&["scope mismatch"]);
     // Cluster scope needs only --key; -w writes the line to a file.
     env.run_stdin(
-        &["seal", "--raw", "--scope", "cluster", "--key", "k", "-r", &a, "-w", "raw.txt"],
+        &[
+            "seal", "--raw", "--scope", "cluster", "--key", "k", "-r", &a, "-w", "raw.txt",
+        ],
         "v",
     )
     .ok();
@@ -440,7 +468,9 @@ fn create_from_literals_files_and_env_files() {
     assert_eq!(get_str(&sealed, "spec.template.type"), "kubernetes.io/tls");
     assert_eq!(
         keys_of(&sealed, "spec.encryptedData"),
-        ["DB_HOST", "DB_PASS", "INDENTED", "ca.crt", "empty", "password", "tls.crt"]
+        [
+            "DB_HOST", "DB_PASS", "INDENTED", "ca.crt", "empty", "password", "tls.crt"
+        ]
     );
     env.write("sealed.yaml", &out.stdout);
     let secret = one_doc(
@@ -464,19 +494,37 @@ fn create_defaults_to_opaque_and_writes_with_w() {
     let a = env.key("a.key");
     let run = env
         .run(&[
-            "create", "db", "-n", "prod", "-r", &a, "--from-literal", "k=v", "-w", "db.yaml",
-            "--scope", "namespace",
+            "create",
+            "db",
+            "-n",
+            "prod",
+            "-r",
+            &a,
+            "--from-literal",
+            "k=v",
+            "-w",
+            "db.yaml",
+            "--scope",
+            "namespace",
         ])
         .ok();
     assert!(run.stdout.is_empty());
     let sealed = one_doc(&env.read("db.yaml"));
     assert_eq!(get_str(&sealed, "spec.template.type"), "Opaque");
-    assert_eq!(
-        scope_of(&sealed),
-        "namespace"
-    );
+    assert_eq!(scope_of(&sealed), "namespace");
     let json = env
-        .run(&["create", "db", "-n", "prod", "-r", &a, "--from-literal", "k=v", "-o", "json"])
+        .run(&[
+            "create",
+            "db",
+            "-n",
+            "prod",
+            "-r",
+            &a,
+            "--from-literal",
+            "k=v",
+            "-o",
+            "json",
+        ])
         .ok();
     assert!(json.stdout.trim_start().starts_with('{'));
 }
@@ -512,7 +560,10 @@ fn reseal_moves_to_new_recipients_and_is_idempotent() {
     fs::create_dir(env.path("apps")).unwrap();
     env.run(&["seal", "-f", "s.yaml", "-r", &a, "-w", "apps/sealed.yaml"])
         .ok();
-    env.write("apps/notes.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: n}\n");
+    env.write(
+        "apps/notes.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: n}\n",
+    );
     let notes = env.read("apps/notes.yaml");
 
     // Dry run: says what it would do, writes nothing.
@@ -525,7 +576,11 @@ fn reseal_moves_to_new_recipients_and_is_idempotent() {
     env.run(&["reseal", "-i", "a.key", "-r", &b, "apps"])
         .ok()
         .stderr_has(&["resealed", "sealed.yaml"]);
-    assert_eq!(env.read("apps/notes.yaml"), notes, "other manifests untouched");
+    assert_eq!(
+        env.read("apps/notes.yaml"),
+        notes,
+        "other manifests untouched"
+    );
     assert!(env.stray_temp_files().is_empty());
     let secret = one_doc(
         &env.run(&["unseal", "-i", "b.key", "-f", "apps/sealed.yaml"])
@@ -580,7 +635,13 @@ fn completion_bash() {
     let out = env.run(&["completion", "bash"]).ok();
     assert!(out.stdout.contains("_gitseal()"), "{}", out.stdout);
     assert!(out.stdout.contains("complete -F _gitseal"));
-    for word in ["seal", "unseal", "reseal", "--merge-into", "--from-env-file"] {
+    for word in [
+        "seal",
+        "unseal",
+        "reseal",
+        "--merge-into",
+        "--from-env-file",
+    ] {
         assert!(out.stdout.contains(word), "completion lacks {word}");
     }
     env.run(&["completion", "tcsh"]).fails(2);
@@ -596,4 +657,42 @@ fn version_and_help() {
         .ok()
         .stdout_has(&["--merge-into", "--raw", "--scope"]);
     env.run(&[]).fails(2);
+}
+
+#[test]
+fn merge_into_and_reseal_keep_a_json_file_json() {
+    let env = Env::new();
+    let a = env.key("a.key");
+    let b = env.key("b.key");
+    env.write("s.yaml", secret_yaml("db", "prod"));
+    env.run(&[
+        "seal", "-f", "s.yaml", "-r", &a, "-o", "json", "-w", "db.json",
+    ])
+    .ok();
+    env.run_stdin(
+        &["seal", "--merge-into", "db.json", "-r", &a],
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {extra: x}\n",
+    )
+    .ok();
+    assert!(
+        env.read("db.json").starts_with('{'),
+        "{}",
+        env.read("db.json")
+    );
+    env.run(&["reseal", "-i", "a.key", "-r", &b, "db.json"])
+        .ok();
+    let text = env.read("db.json");
+    assert!(text.starts_with('{'), "{text}");
+    let sealed: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(
+        keys_of(&sealed, "spec.encryptedData"),
+        ["extra", "password", "username"]
+    );
+    let secret = one_doc(
+        &env.run(&["unseal", "-i", "b.key", "-f", "db.json"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(data_value(&secret, "extra"), "x");
+    assert_eq!(data_value(&secret, "password"), CANARY);
 }

@@ -36,7 +36,9 @@ fn raw_value_sealed_by_gitseal_opens_with_age() {
     let public = env.key("id.key");
     let out = env
         .run_stdin(
-            &["seal", "--raw", "-n", "prod", "--name", "db", "--key", "password", "-r", &public],
+            &[
+                "seal", "--raw", "-n", "prod", "--name", "db", "--key", "password", "-r", &public,
+            ],
             CANARY,
         )
         .ok();
@@ -56,12 +58,16 @@ fn every_value_of_a_sealed_manifest_opens_with_age_for_every_recipient() {
     let a = env.key("a.key");
     let b = env.key("b.key");
     env.write("s.yaml", secret_yaml("db", "prod"));
-    let out = env
-        .run(&["seal", "-f", "s.yaml", "-r", &a, "-r", &b])
-        .ok();
+    let out = env.run(&["seal", "-f", "s.yaml", "-r", &a, "-r", &b]).ok();
     let sealed = one_doc(&out.stdout);
     for (key, want) in [("password", CANARY), ("username", "admin")] {
-        let ct = unb64(get(&sealed, "spec.encryptedData").get(key).unwrap().as_str().unwrap());
+        let ct = unb64(
+            get(&sealed, "spec.encryptedData")
+                .get(key)
+                .unwrap()
+                .as_str()
+                .unwrap(),
+        );
         for id in ["a.key", "b.key"] {
             let age = go_tool(&env, "age", &["-d", "-i", id], Some(&ct));
             assert!(
@@ -78,8 +84,16 @@ fn every_value_of_a_sealed_manifest_opens_with_age_for_every_recipient() {
 fn age_keygen_keys_work_with_gitseal() {
     let env = Env::new();
     let keygen = go_tool(&env, "age-keygen", &["-o", "go.key"], None);
-    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
-    let mode = fs::metadata(env.path("go.key")).unwrap().permissions().mode() & 0o777;
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let mode = fs::metadata(env.path("go.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode & 0o077, 0, "age-keygen wrote mode {mode:o}");
     let public = go_tool(&env, "age-keygen", &["-y", "go.key"], None);
     assert!(public.status.success());
@@ -106,7 +120,11 @@ fn a_plain_age_file_is_refused_as_not_sealed_by_gitseal() {
     let env = Env::new();
     let public = env.key("id.key");
     let age = go_tool(&env, "age", &["-r", &public], Some(CANARY.as_bytes()));
-    assert!(age.status.success(), "{}", String::from_utf8_lossy(&age.stderr));
+    assert!(
+        age.status.success(),
+        "{}",
+        String::from_utf8_lossy(&age.stderr)
+    );
     env.write(
         "plain.yaml",
         format!(

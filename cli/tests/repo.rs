@@ -73,7 +73,13 @@ fn rules_choose_recipients_by_path_first_match_wins_escrow_added() {
 
     // `create -w` and `--merge-into` use the rules too.
     env.run(&[
-        "create", "api", "-n", "prod", "--from-literal", "password=x", "-w",
+        "create",
+        "api",
+        "-n",
+        "prod",
+        "--from-literal",
+        "password=x",
+        "-w",
         "clusters/prod/api.yaml",
     ])
     .ok();
@@ -171,7 +177,10 @@ fn check_flags_a_plaintext_secret() {
         ),
     );
     let out = findings(&env);
-    assert!(out.contains("leak.json") && out.contains("items[1]"), "{out}");
+    assert!(
+        out.contains("leak.json") && out.contains("items[1]"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -196,12 +205,21 @@ fn check_flags_a_malformed_sealed_secret() {
         ),
     );
     let out = findings(&env);
-    assert!(out.contains("document 1") && out.contains("not an age v1 file"), "{out}");
-    assert!(out.contains("document 2") && out.contains("`spec`"), "{out}");
+    assert!(
+        out.contains("document 1") && out.contains("not an age v1 file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("document 2") && out.contains("`spec`"),
+        "{out}"
+    );
     // Unparseable YAML is a finding, not a crash.
     env.write("clusters/dev/broken.yaml", "a: [\n");
     let out = findings(&env);
-    assert!(out.contains("broken.yaml") && out.contains("not valid YAML"), "{out}");
+    assert!(
+        out.contains("broken.yaml") && out.contains("not valid YAML"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -262,9 +280,15 @@ fn check_flags_a_broken_rules_file_and_uncovered_files() {
     let out = findings(&env);
     assert!(out.contains("top.yaml") && out.contains("no rule"), "{out}");
     // A rules file that does not parse is reported by name.
-    env.write(".gitseal.yaml", "rules:\n  - path: a\n    recipients: [age1nope]\n");
+    env.write(
+        ".gitseal.yaml",
+        "rules:\n  - path: a\n    recipients: [age1nope]\n",
+    );
     let out = findings(&env);
-    assert!(out.contains(".gitseal.yaml") && out.contains("rules[0].recipients[0]"), "{out}");
+    assert!(
+        out.contains(".gitseal.yaml") && out.contains("rules[0].recipients[0]"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -13,8 +13,18 @@ fn sealed(scope: &str) -> Env {
     let env = Env::new();
     let a = env.key("a.key");
     env.write("s.yaml", secret_yaml("db", "prod"));
-    env.run(&["seal", "-f", "s.yaml", "-r", &a, "--scope", scope, "-w", "sealed.yaml"])
-        .ok();
+    env.run(&[
+        "seal",
+        "-f",
+        "s.yaml",
+        "-r",
+        &a,
+        "--scope",
+        scope,
+        "-w",
+        "sealed.yaml",
+    ])
+    .ok();
     env
 }
 
@@ -48,7 +58,11 @@ fn strict_namespace_or_name_edited_is_a_scope_mismatch() {
         &text.replace("namespace: prod", "namespace: staging"),
         "spec.encryptedData.",
     );
-    mismatch(&env, &text.replace("name: db", "name: db2"), "spec.encryptedData.");
+    mismatch(
+        &env,
+        &text.replace("name: db", "name: db2"),
+        "spec.encryptedData.",
+    );
     // Loosening the scope annotation does not help either.
     mismatch(
         &env,
@@ -110,7 +124,12 @@ fn cluster_scope_may_move_anywhere() {
 fn a_flipped_byte_anywhere_fails_cleanly() {
     let env = sealed("strict");
     let text = env.read("sealed.yaml");
-    let len = unb64(get(&one_doc(&text), "spec.encryptedData.password").as_str().unwrap()).len();
+    let len = unb64(
+        get(&one_doc(&text), "spec.encryptedData.password")
+            .as_str()
+            .unwrap(),
+    )
+    .len();
     // A sample of positions across header, MAC, nonce and payload, plus the last byte.
     let mut positions: Vec<usize> = (0..len).step_by(13).collect();
     positions.push(len - 1);
@@ -140,7 +159,12 @@ fn a_flipped_byte_anywhere_fails_cleanly() {
 fn a_truncated_or_extended_ciphertext_fails_cleanly() {
     let env = sealed("strict");
     let text = env.read("sealed.yaml");
-    let len = unb64(get(&one_doc(&text), "spec.encryptedData.password").as_str().unwrap()).len();
+    let len = unb64(
+        get(&one_doc(&text), "spec.encryptedData.password")
+            .as_str()
+            .unwrap(),
+    )
+    .len();
     for keep in [0, 1, 10, 30, len / 2, len - 17, len - 1] {
         let bad = edit_ciphertext(&text, "password", |ct| ct.truncate(keep));
         let run = unseal(&env, &bad)

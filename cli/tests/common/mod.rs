@@ -158,8 +158,7 @@ impl Env {
     }
 
     pub fn read(&self, rel: &str) -> String {
-        fs::read_to_string(self.path(rel))
-            .unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+        fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
     }
 
     pub fn exists(&self, rel: &str) -> bool {
@@ -243,8 +242,8 @@ pub fn docs(text: &str) -> Vec<Value> {
     let mut cur = String::new();
     for line in text.lines().chain(std::iter::once("---")) {
         if line == "---" {
-            let v: Value = serde_yaml::from_str(&cur)
-                .unwrap_or_else(|e| panic!("not YAML ({e}):\n{cur}"));
+            let v: Value =
+                serde_yaml::from_str(&cur).unwrap_or_else(|e| panic!("not YAML ({e}):\n{cur}"));
             if !v.is_null() {
                 out.push(v);
             }
