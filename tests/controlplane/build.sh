@@ -51,7 +51,8 @@ if all_fresh; then # another build finished while we waited for the lock
     exit 0
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# -mod=readonly: a build never rewrites go.mod or go.sum in the checkout.
+export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local
 
 # build NAME STAMP DIR PACKAGE LDFLAGS: go build into a temporary name, then rename, so an
 # interrupted build never leaves a binary that looks finished.
