@@ -181,19 +181,22 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Manife
     Ok(docs)
 }
 
-/// A YAML syntax error without any excerpt of the input (which may be a secret).
+/// A YAML error without any excerpt of the input (which may be a secret). serde_yaml
+/// quotes scalars in type errors (`invalid value: string "…"`), so any message that quotes
+/// something is replaced by a description of the problem.
 fn yaml_error(e: &serde_yaml::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.split(" at line").next().unwrap_or_default();
+    let msg = if msg.contains(['"', '\'', '`']) || msg.starts_with("invalid") {
+        "a value does not fit its YAML tag (such as !!int on text)"
+    } else if msg.is_empty() {
+        "syntax error"
+    } else {
+        msg
+    };
     match e.location() {
-        Some(l) => {
-            let msg = e.to_string();
-            let msg = msg
-                .split(" at line")
-                .next()
-                .unwrap_or("syntax error")
-                .to_owned();
-            format!("{msg} at line {} column {}", l.line(), l.column())
-        }
-        None => "syntax error".to_owned(),
+        Some(l) => format!("{msg} at line {} column {}", l.line(), l.column()),
+        None => msg.to_owned(),
     }
 }
 
@@ -718,6 +721,10 @@ mod tests {
             e.contains("document 1, field `kind`: expected v1 Secret, found v1/ConfigMap"),
             "{e}"
         );
+        let e = parse_documents("x.yaml", "a: !!int CANARY\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("CANARY") && e.contains("YAML tag"), "{e}");
         let e = parse_documents("x.yaml", "a: [\n").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml: document 1: not valid YAML"), "{e}");
     }

@@ -736,11 +736,10 @@ fn bad_input_cases() {
 }
 
 /// Values written with a YAML core tag (`!!int`, `!!float`, `!!bool`, `!!null`) that does not
-/// fit them make serde_yaml report `invalid value: string "<the value>"`, and the core's
-/// `parse_documents` (src/manifest.rs, `yaml_error`) keeps that text: the secret is printed
-/// by `seal`, `unseal` and (on stdout) `check`.
+/// fit them make serde_yaml report `invalid value: string "<the value>"`; the core's
+/// `parse_documents` must not pass that text on, or `seal`, `unseal` and `check` would print
+/// the secret.
 #[test]
-#[ignore = "core bug: parse_documents echoes tagged scalar values in YAML errors (src/manifest.rs yaml_error)"]
 fn yaml_type_errors_do_not_echo_values() {
     let env = Env::new();
     let a = env.key("a.key");
