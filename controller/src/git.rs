@@ -65,12 +65,18 @@ pub enum GitRef {
 pub enum GitAuth {
     None,
     /// HTTP basic auth (https/http).
-    Basic { username: String, password: SecretString },
+    Basic {
+        username: String,
+        password: SecretString,
+    },
     /// HTTP bearer token (`Authorization: Bearer …`).
     Token(SecretString),
     /// An ssh deploy key (OpenSSH private key text, not passphrase-protected) and the
     /// known_hosts lines the server's host key must match.
-    Ssh { identity: SecretString, known_hosts: String },
+    Ssh {
+        identity: SecretString,
+        known_hosts: String,
+    },
 }
 
 /// One git source: where, which revision, how to authenticate, and how long any single git
@@ -113,7 +119,9 @@ pub enum GitError {
     /// The URL or ref cannot be used as given.
     #[error("invalid git source: {0}")]
     Invalid(String),
-    #[error("{url}: unreachable ({reason}); check the URL and that the server is reachable from the agent")]
+    #[error(
+        "{url}: unreachable ({reason}); check the URL and that the server is reachable from the agent"
+    )]
     Unreachable { url: String, reason: String },
     #[error("{url}: authentication failed; check the credentials named by the source's secretRef")]
     AuthFailed { url: String },
@@ -128,11 +136,22 @@ pub enum GitError {
     #[error("{url}: {reference} not found")]
     RefNotFound { url: String, reference: String },
     #[error("{url}: git {command} did not finish within {}; raise the source's timeout if the repository is large", humantime_secs(*after))]
-    Timeout { url: String, command: &'static str, after: Duration },
+    Timeout {
+        url: String,
+        command: &'static str,
+        after: Duration,
+    },
     #[error("{context}: {error}")]
-    Io { context: String, error: std::io::Error },
+    Io {
+        context: String,
+        error: std::io::Error,
+    },
     #[error("{url}: git {command} failed: {stderr}")]
-    Git { url: String, command: &'static str, stderr: String },
+    Git {
+        url: String,
+        command: &'static str,
+        stderr: String,
+    },
 }
 
 impl GitError {
@@ -225,11 +244,17 @@ impl fmt::Display for GitRef {
 impl FromStr for GitRef {
     type Err = GitError;
     fn from_str(s: &str) -> Result<GitRef, GitError> {
-        let r = if let Some(t) = s.strip_prefix("tag:").or_else(|| s.strip_prefix("refs/tags/")) {
+        let r = if let Some(t) = s
+            .strip_prefix("tag:")
+            .or_else(|| s.strip_prefix("refs/tags/"))
+        {
             GitRef::Tag(t.to_owned())
         } else if let Some(c) = s.strip_prefix("commit:") {
             GitRef::Commit(c.to_owned())
-        } else if let Some(b) = s.strip_prefix("branch:").or_else(|| s.strip_prefix("refs/heads/")) {
+        } else if let Some(b) = s
+            .strip_prefix("branch:")
+            .or_else(|| s.strip_prefix("refs/heads/"))
+        {
             GitRef::Branch(b.to_owned())
         } else if is_object_name(s) {
             GitRef::Commit(s.to_owned())
@@ -246,20 +271,32 @@ fn is_object_name(s: &str) -> bool {
 
 /// git's `check-ref-format` rules, plus: never starts with `-` (no option injection).
 fn check_ref_name(name: &str, what: &str) -> Result<(), GitError> {
-    let bad = |why: &str| Err(GitError::Invalid(format!("{what} `{}`: {why}", printable(name))));
+    let bad = |why: &str| {
+        Err(GitError::Invalid(format!(
+            "{what} `{}`: {why}",
+            printable(name)
+        )))
+    };
     if name.is_empty() {
         return bad("empty name");
     }
     if name.starts_with('-') {
         return bad("must not start with `-`");
     }
-    if name.bytes().any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b)) {
+    if name
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b))
+    {
         return bad("contains a space, control character or one of ~^:?*[\\");
     }
     if name.contains("..") || name.contains("@{") || name.contains("//") || name == "@" {
         return bad("contains `..`, `@{` or `//`, or is `@`");
     }
-    if name.starts_with('/') || name.ends_with('/') || name.ends_with('.') || name.ends_with(".lock") {
+    if name.starts_with('/')
+        || name.ends_with('/')
+        || name.ends_with('.')
+        || name.ends_with(".lock")
+    {
         return bad("starts or ends with `/`, ends with `.` or `.lock`");
     }
     if name.split('/').any(|c| c.starts_with('.')) {
@@ -312,7 +349,10 @@ pub fn redact_url(url: &str) -> String {
     let host = match authority.rsplit_once('@') {
         None => authority.to_owned(),
         Some((userinfo, host)) => {
-            let ssh = matches!(scheme.to_ascii_lowercase().as_str(), "ssh" | "git+ssh" | "ssh+git");
+            let ssh = matches!(
+                scheme.to_ascii_lowercase().as_str(),
+                "ssh" | "git+ssh" | "ssh+git"
+            );
             match userinfo.split_once(':') {
                 _ if !ssh => host.to_owned(),
                 Some((user, _)) => format!("{user}@{host}"),
@@ -344,7 +384,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn parse_remote(url: &str) -> Result<Remote, GitError> {
-    let invalid = |why: &str| Err(GitError::Invalid(format!("url `{}`: {why}", redact_url(url))));
+    let invalid = |why: &str| {
+        Err(GitError::Invalid(format!(
+            "url `{}`: {why}",
+            redact_url(url)
+        )))
+    };
     if url.is_empty() {
         return invalid("empty");
     }
@@ -365,18 +410,28 @@ fn parse_remote(url: &str) -> Result<Remote, GitError> {
         let url = match (transport, authority.rsplit_once('@')) {
             (Transport::Http, Some((userinfo, host))) => {
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-                basic = Some((percent_decode(user), SecretString::from(percent_decode(pass))));
+                basic = Some((
+                    percent_decode(user),
+                    SecretString::from(percent_decode(pass)),
+                ));
                 format!("{scheme}://{host}{tail}")
             }
             (_, Some((_, _))) => redact_url(url),
             (_, None) => url.to_owned(),
         };
-        return Ok(Remote { transport, display: redact_url(&url), url, basic });
+        return Ok(Remote {
+            transport,
+            display: redact_url(&url),
+            url,
+            basic,
+        });
     }
     // `<helper>::<address>` runs a remote helper (`ext::` runs any command): never.
     if let Some((helper, _)) = url.split_once("::")
         && !helper.is_empty()
-        && helper.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && helper
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     {
         return invalid("remote helper syntax `<transport>::<address>` is not supported");
     }
@@ -389,12 +444,23 @@ fn parse_remote(url: &str) -> Result<Remote, GitError> {
         if c == 0 {
             return invalid("missing host before `:`");
         }
-        return Ok(Remote { transport: Transport::Ssh, url: url.to_owned(), display: printable(url), basic: None });
+        return Ok(Remote {
+            transport: Transport::Ssh,
+            url: url.to_owned(),
+            display: printable(url),
+            basic: None,
+        });
     }
     // A local path; made absolute because git runs inside the cache folder.
-    let path = std::path::absolute(url).map_err(io(format!("local repository path {}", printable(url))))?;
+    let path = std::path::absolute(url)
+        .map_err(io(format!("local repository path {}", printable(url))))?;
     let path = path.to_string_lossy().into_owned();
-    Ok(Remote { transport: Transport::File, display: printable(&path), url: path, basic: None })
+    Ok(Remote {
+        transport: Transport::File,
+        display: printable(&path),
+        url: path,
+        basic: None,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,7 +474,9 @@ impl GitSource {
 
     /// The folder this source's clone lives in below `cache_dir`.
     pub fn cache_path(&self, cache_dir: &Path) -> PathBuf {
-        let remote_url = parse_remote(&self.url).map(|r| r.url).unwrap_or_else(|_| redact_url(&self.url));
+        let remote_url = parse_remote(&self.url)
+            .map(|r| r.url)
+            .unwrap_or_else(|_| redact_url(&self.url));
         let mut h = Sha256::new();
         h.update(remote_url.as_bytes());
         h.update(b"\n");
@@ -462,8 +530,14 @@ impl GitSource {
         match tokio::time::timeout(self.timeout, wait).await {
             Ok(Ok(Ok(file))) => Ok(file),
             Ok(Ok(Err(e))) => Err(io(format!("lock file {}", path.display()))(e)),
-            Ok(Err(e)) => Err(io(format!("lock file {}", path.display()))(std::io::Error::other(e))),
-            Err(_) => Err(GitError::Timeout { url: remote.display.clone(), command: "lock", after: self.timeout }),
+            Ok(Err(e)) => Err(io(format!("lock file {}", path.display()))(
+                std::io::Error::other(e),
+            )),
+            Err(_) => Err(GitError::Timeout {
+                url: remote.display.clone(),
+                command: "lock",
+                after: self.timeout,
+            }),
         }
     }
 }
@@ -524,21 +598,30 @@ impl Git {
         let mut secrets = Vec::new();
         let mut header = None;
         let basic = match (&src.auth, &remote.basic) {
-            (GitAuth::Basic { username, password }, _) => Some((username.clone(), password.clone())),
+            (GitAuth::Basic { username, password }, _) => {
+                Some((username.clone(), password.clone()))
+            }
             (GitAuth::None, Some((u, p))) => Some((u.clone(), p.clone())),
             _ => None,
         };
         if let Some((user, pass)) = basic {
             let plain = Zeroizing::new(format!("{user}:{}", pass.expose_secret()));
-            let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()));
-            header = Some(Zeroizing::new(format!("Authorization: Basic {}", b64.as_str())));
+            let b64 =
+                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()));
+            header = Some(Zeroizing::new(format!(
+                "Authorization: Basic {}",
+                b64.as_str()
+            )));
             if !pass.expose_secret().is_empty() {
                 secrets.push(Zeroizing::new(pass.expose_secret().to_owned()));
             }
             secrets.push(b64);
         }
         if let GitAuth::Token(t) = &src.auth {
-            header = Some(Zeroizing::new(format!("Authorization: Bearer {}", t.expose_secret())));
+            header = Some(Zeroizing::new(format!(
+                "Authorization: Bearer {}",
+                t.expose_secret()
+            )));
             secrets.push(Zeroizing::new(t.expose_secret().to_owned()));
         }
         let mut secret_env = Vec::new();
@@ -549,16 +632,31 @@ impl Git {
         }
         if let Some(h) = header {
             let i = config.len();
-            secret_env.push((format!("GIT_CONFIG_KEY_{i}"), Zeroizing::new(format!("http.{}.extraHeader", remote.url))));
+            secret_env.push((
+                format!("GIT_CONFIG_KEY_{i}"),
+                Zeroizing::new(format!("http.{}.extraHeader", remote.url)),
+            ));
             secret_env.push((format!("GIT_CONFIG_VALUE_{i}"), h));
         }
 
         let mut env: Vec<(OsString, OsString)> = Vec::new();
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
         env.push(("PATH".into(), path));
         for k in [
-            "http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-            "ALL_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH", "TMPDIR",
+            "http_proxy",
+            "https_proxy",
+            "no_proxy",
+            "all_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "NO_PROXY",
+            "ALL_PROXY",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "GIT_SSL_CAINFO",
+            "GIT_SSL_CAPATH",
+            "TMPDIR",
         ] {
             if let Some(v) = std::env::var_os(k) {
                 env.push((k.into(), v));
@@ -622,21 +720,32 @@ impl Git {
         if !reused {
             let root = self.git_dir.parent().unwrap_or(&self.git_dir);
             if root.exists() {
-                tokio::fs::remove_dir_all(root).await.map_err(io(format!("cache {}", root.display())))?;
+                tokio::fs::remove_dir_all(root)
+                    .await
+                    .map_err(io(format!("cache {}", root.display())))?;
             }
-            tokio::fs::create_dir_all(&self.tree).await.map_err(io(format!("cache {}", root.display())))?;
+            tokio::fs::create_dir_all(&self.tree)
+                .await
+                .map_err(io(format!("cache {}", root.display())))?;
             let git_dir = self.git_dir.to_string_lossy().into_owned();
-            self.run("init", &["init", "--bare", "--quiet", "--template=", "--", &git_dir], false).await?;
+            self.run(
+                "init",
+                &["init", "--bare", "--quiet", "--template=", "--", &git_dir],
+                false,
+            )
+            .await?;
         } else {
             self.remove_stale_locks();
         }
-        self.run("config", &["config", "remote.origin.url", &self.url], false).await?;
+        self.run("config", &["config", "remote.origin.url", &self.url], false)
+            .await?;
 
         const TARGET: &str = "refs/gitseal/target";
         let commit = match reference {
             GitRef::Branch(_) | GitRef::Tag(_) => {
                 let spec = format!("+{}:{TARGET}", reference.cache_key());
-                self.fetch(&["--depth=1", "origin", &spec], reference).await?;
+                self.fetch(&["--depth=1", "origin", &spec], reference)
+                    .await?;
                 self.resolve(&format!("{TARGET}^{{commit}}"))
                     .await?
                     .ok_or_else(|| self.ref_not_found(reference))?
@@ -649,8 +758,21 @@ impl Git {
                         Ok(()) => {}
                         // The server refuses wants that are not ref tips: fetch everything.
                         Err(GitError::RefNotFound { .. }) => {
-                            let mut args = vec!["origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"];
-                            if self.run("rev-parse", &["rev-parse", "--is-shallow-repository"], false).await?.trim() == "true" {
+                            let mut args = vec![
+                                "origin",
+                                "+refs/heads/*:refs/remotes/origin/*",
+                                "+refs/tags/*:refs/tags/*",
+                            ];
+                            if self
+                                .run(
+                                    "rev-parse",
+                                    &["rev-parse", "--is-shallow-repository"],
+                                    false,
+                                )
+                                .await?
+                                .trim()
+                                == "true"
+                            {
                                 args.insert(0, "--unshallow");
                             }
                             self.fetch(&args, reference).await?;
@@ -658,29 +780,62 @@ impl Git {
                         Err(e) => return Err(e),
                     }
                 }
-                self.resolve(&format!("{c}^{{commit}}")).await?.ok_or_else(|| self.ref_not_found(reference))?
+                self.resolve(&format!("{c}^{{commit}}"))
+                    .await?
+                    .ok_or_else(|| self.ref_not_found(reference))?
             }
         };
-        self.run("update-ref", &["update-ref", "--no-deref", TARGET, &commit], false).await?;
-        self.run("checkout", &["checkout", "--quiet", "--force", "--detach", &commit], true).await?;
-        self.run("clean", &["clean", "--quiet", "-ffdx"], true).await?;
-        Ok(Checkout { dir: self.tree.clone(), revision: reference.revision(&commit), commit })
+        self.run(
+            "update-ref",
+            &["update-ref", "--no-deref", TARGET, &commit],
+            false,
+        )
+        .await?;
+        self.run(
+            "checkout",
+            &["checkout", "--quiet", "--force", "--detach", &commit],
+            true,
+        )
+        .await?;
+        self.run("clean", &["clean", "--quiet", "-ffdx"], true)
+            .await?;
+        Ok(Checkout {
+            dir: self.tree.clone(),
+            revision: reference.revision(&commit),
+            commit,
+        })
     }
 
     fn ref_not_found(&self, reference: &GitRef) -> GitError {
-        GitError::RefNotFound { url: self.display.clone(), reference: reference.describe() }
+        GitError::RefNotFound {
+            url: self.display.clone(),
+            reference: reference.describe(),
+        }
     }
 
     /// Every `*.lock` in the git folder is stale: this process holds the source's lock.
     fn remove_stale_locks(&self) {
-        for f in ["index.lock", "shallow.lock", "HEAD.lock", "config.lock", "packed-refs.lock"] {
+        for f in [
+            "index.lock",
+            "shallow.lock",
+            "HEAD.lock",
+            "config.lock",
+            "packed-refs.lock",
+        ] {
             let _ = std::fs::remove_file(self.git_dir.join(f));
         }
         let _ = std::fs::remove_file(self.git_dir.join("refs/gitseal/target.lock"));
     }
 
     async fn resolve(&self, rev: &str) -> Result<Option<String>, GitError> {
-        match self.run("rev-parse", &["rev-parse", "--quiet", "--verify", "--end-of-options", rev], false).await {
+        match self
+            .run(
+                "rev-parse",
+                &["rev-parse", "--quiet", "--verify", "--end-of-options", rev],
+                false,
+            )
+            .await
+        {
             Ok(out) => Ok(Some(out.trim().to_ascii_lowercase())),
             Err(GitError::Git { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -688,7 +843,14 @@ impl Git {
     }
 
     async fn fetch(&self, args: &[&str], reference: &GitRef) -> Result<(), GitError> {
-        let mut all = vec!["fetch", "--quiet", "--no-tags", "--force", "--no-write-fetch-head", "--no-recurse-submodules"];
+        let mut all = vec![
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--force",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+        ];
         all.extend_from_slice(args);
         let _key = match &self.identity {
             Some((path, key)) => Some(KeyFile::write(path, key)?),
@@ -701,15 +863,26 @@ impl Git {
     }
 
     /// Runs one git command; returns stdout. Non-zero exit → `GitError::Git` with scrubbed stderr.
-    async fn run(&self, command: &'static str, args: &[&str], work_tree: bool) -> Result<String, GitError> {
+    async fn run(
+        &self,
+        command: &'static str,
+        args: &[&str],
+        work_tree: bool,
+    ) -> Result<String, GitError> {
         let mut cmd = tokio::process::Command::new("git");
         cmd.env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .envs(self.secret_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                self.secret_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .arg("--git-dir")
             .arg(&self.git_dir);
         if work_tree {
-            cmd.arg("--work-tree").arg(&self.tree).current_dir(&self.tree);
+            cmd.arg("--work-tree")
+                .arg(&self.tree)
+                .current_dir(&self.tree);
         } else if let Some(parent) = self.git_dir.parent() {
             cmd.current_dir(parent);
         }
@@ -719,10 +892,14 @@ impl Git {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        let child = cmd.spawn().map_err(io("running git (is the git CLI installed?)"))?;
+        let child = cmd
+            .spawn()
+            .map_err(io("running git (is the git CLI installed?)"))?;
         let pid = child.id();
         match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            Ok(Ok(out)) if out.status.success() => {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
             Ok(Ok(out)) => Err(GitError::Git {
                 url: self.display.clone(),
                 command,
@@ -735,7 +912,11 @@ impl Git {
                 if let Some(pid) = pid {
                     kill_group(pid).await;
                 }
-                Err(GitError::Timeout { url: self.display.clone(), command, after: self.timeout })
+                Err(GitError::Timeout {
+                    url: self.display.clone(),
+                    command,
+                    after: self.timeout,
+                })
             }
         }
     }
@@ -768,7 +949,8 @@ impl<'a> KeyFile<'a> {
             .open(path)
             .map_err(io("ssh identity file"))?;
         let text = key.expose_secret();
-        f.write_all(text.as_bytes()).map_err(io("ssh identity file"))?;
+        f.write_all(text.as_bytes())
+            .map_err(io("ssh identity file"))?;
         // OpenSSH rejects a key without its final newline.
         if !text.ends_with('\n') {
             f.write_all(b"\n").map_err(io("ssh identity file"))?;
@@ -789,7 +971,9 @@ fn sh_quote(p: &Path) -> String {
 
 fn refused_sha(stderr: &str) -> bool {
     let s = stderr.to_ascii_lowercase();
-    s.contains("not our ref") || s.contains("unadvertised object") || s.contains("couldn't find remote ref")
+    s.contains("not our ref")
+        || s.contains("unadvertised object")
+        || s.contains("couldn't find remote ref")
         || s.contains("no such remote ref")
 }
 
@@ -798,7 +982,12 @@ fn classify(stderr: &str, url: &str, reference: &GitRef) -> GitError {
     let s = stderr.to_ascii_lowercase();
     let url = url.to_owned();
     let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
-    if has(&["remote host identification has changed", "host key for", "key mismatch"]) && has(&["changed", "mismatch"]) {
+    if has(&[
+        "remote host identification has changed",
+        "host key for",
+        "key mismatch",
+    ]) && has(&["changed", "mismatch"])
+    {
         return GitError::HostKeyMismatch { url };
     }
     if has(&["host key is known", "host key verification failed"]) {
@@ -824,27 +1013,43 @@ fn classify(stderr: &str, url: &str, reference: &GitRef) -> GitError {
         ("could not resolve host", "could not resolve host"),
         ("could not resolve hostname", "could not resolve host"),
         ("name or service not known", "could not resolve host"),
-        ("temporary failure in name resolution", "could not resolve host"),
+        (
+            "temporary failure in name resolution",
+            "could not resolve host",
+        ),
         ("connection timed out", "connection timed out"),
         ("operation timed out", "connection timed out"),
         ("no route to host", "no route to host"),
         ("network is unreachable", "network is unreachable"),
         ("connection reset", "connection reset"),
-        ("does not appear to be a git repository", "no git repository at this URL"),
+        (
+            "does not appear to be a git repository",
+            "no git repository at this URL",
+        ),
         ("repository not exported", "no git repository at this URL"),
         ("not found", "no git repository at this URL"),
         ("ssl certificate problem", "TLS certificate not trusted"),
         ("unable to access", "cannot access the server"),
     ];
     if has(&["couldn't find remote ref", "no such remote ref"]) || refused_sha(&s) {
-        return GitError::RefNotFound { url, reference: reference.describe() };
+        return GitError::RefNotFound {
+            url,
+            reference: reference.describe(),
+        };
     }
     for (needle, reason) in unreachable {
         if s.contains(needle) {
-            return GitError::Unreachable { url, reason: reason.to_owned() };
+            return GitError::Unreachable {
+                url,
+                reason: reason.to_owned(),
+            };
         }
     }
-    GitError::Git { url, command: "fetch", stderr: stderr.to_owned() }
+    GitError::Git {
+        url,
+        command: "fetch",
+        stderr: stderr.to_owned(),
+    }
 }
 
 /// git's stderr made safe for an error: known secrets and URL user info removed,
@@ -868,7 +1073,11 @@ fn scrub(stderr: &str, secrets: &[Zeroizing<String>]) -> String {
     if out.chars().count() > 600 {
         out = out.chars().take(600).collect::<String>() + "…";
     }
-    if out.is_empty() { "(no message)".into() } else { out }
+    if out.is_empty() {
+        "(no message)".into()
+    } else {
+        out
+    }
 }
 
 /// Removes user info from every `scheme://user@host` in a line of text.
@@ -878,7 +1087,9 @@ fn redact_urls_in(line: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {
             Some(at) => out.push_str(&authority[at + 1..]),
@@ -900,72 +1111,169 @@ mod tests {
     fn ref_syntax() {
         let p = |s: &str| s.parse::<GitRef>();
         assert_eq!(p("main").ok(), Some(GitRef::Branch("main".into())));
-        assert_eq!(p("refs/heads/feature/x").ok(), Some(GitRef::Branch("feature/x".into())));
+        assert_eq!(
+            p("refs/heads/feature/x").ok(),
+            Some(GitRef::Branch("feature/x".into()))
+        );
         assert_eq!(p("tag:v1.0").ok(), Some(GitRef::Tag("v1.0".into())));
         assert_eq!(p("refs/tags/v1.0").ok(), Some(GitRef::Tag("v1.0".into())));
         assert_eq!(p(SHA).ok(), Some(GitRef::Commit(SHA.into())));
-        assert_eq!(p(&SHA.to_uppercase()).ok(), Some(GitRef::Commit(SHA.into())));
-        assert_eq!(p(&format!("commit:{SHA}")).ok(), Some(GitRef::Commit(SHA.into())));
-        assert_eq!(p(&format!("branch:{SHA}")).ok(), Some(GitRef::Branch(SHA.into())));
-        for bad in ["", "-x", "a b", "a..b", "a:b", "x.lock", "a/", "/a", "a//b", ".hidden", "a/.b", "@", "a@{1}", "commit:abc", "tag:"] {
+        assert_eq!(
+            p(&SHA.to_uppercase()).ok(),
+            Some(GitRef::Commit(SHA.into()))
+        );
+        assert_eq!(
+            p(&format!("commit:{SHA}")).ok(),
+            Some(GitRef::Commit(SHA.into()))
+        );
+        assert_eq!(
+            p(&format!("branch:{SHA}")).ok(),
+            Some(GitRef::Branch(SHA.into()))
+        );
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a..b",
+            "a:b",
+            "x.lock",
+            "a/",
+            "/a",
+            "a//b",
+            ".hidden",
+            "a/.b",
+            "@",
+            "a@{1}",
+            "commit:abc",
+            "tag:",
+        ] {
             assert!(p(bad).is_err(), "{bad:?} accepted");
         }
-        for r in [GitRef::Branch("main".into()), GitRef::Branch(SHA.into()), GitRef::Tag("v1".into()), GitRef::Commit(SHA.into())] {
+        for r in [
+            GitRef::Branch("main".into()),
+            GitRef::Branch(SHA.into()),
+            GitRef::Tag("v1".into()),
+            GitRef::Commit(SHA.into()),
+        ] {
             assert_eq!(r.to_string().parse::<GitRef>().ok(), Some(r));
         }
     }
 
     #[test]
     fn ref_error_text_is_printable() {
-        let e = "bad\u{1b}[31mname".parse::<GitRef>().err().map(|e| e.to_string()).unwrap_or_default();
+        let e = "bad\u{1b}[31mname"
+            .parse::<GitRef>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!e.contains('\u{1b}'), "{e}");
-        assert_eq!("a b".parse::<GitRef>().err().map(|e| e.kind()), Some("invalid"));
+        assert_eq!(
+            "a b".parse::<GitRef>().err().map(|e| e.kind()),
+            Some("invalid")
+        );
     }
 
     #[test]
     fn revisions() {
-        assert_eq!(GitRef::Branch("main".into()).revision(SHA), format!("main@sha1:{SHA}"));
-        assert_eq!(GitRef::Tag("v1.0".into()).revision(SHA), format!("v1.0@sha1:{SHA}"));
-        assert_eq!(GitRef::Commit(SHA.into()).revision(SHA), format!("sha1:{SHA}"));
+        assert_eq!(
+            GitRef::Branch("main".into()).revision(SHA),
+            format!("main@sha1:{SHA}")
+        );
+        assert_eq!(
+            GitRef::Tag("v1.0".into()).revision(SHA),
+            format!("v1.0@sha1:{SHA}")
+        );
+        assert_eq!(
+            GitRef::Commit(SHA.into()).revision(SHA),
+            format!("sha1:{SHA}")
+        );
         let long = "a".repeat(64);
-        assert_eq!(GitRef::Commit(long.clone()).revision(&long), format!("sha256:{long}"));
+        assert_eq!(
+            GitRef::Commit(long.clone()).revision(&long),
+            format!("sha256:{long}")
+        );
     }
 
     #[test]
     fn url_redaction() {
-        assert_eq!(redact_url("https://user:tok@example.com/a.git"), "https://example.com/a.git");
-        assert_eq!(redact_url("https://tok@example.com/a.git"), "https://example.com/a.git");
-        assert_eq!(redact_url("https://example.com/a@b.git"), "https://example.com/a@b.git");
-        assert_eq!(redact_url("ssh://git:pw@example.com:22/a.git"), "ssh://git@example.com:22/a.git");
-        assert_eq!(redact_url("ssh://git@example.com/a.git"), "ssh://git@example.com/a.git");
-        assert_eq!(redact_url("git@example.com:org/a.git"), "git@example.com:org/a.git");
+        assert_eq!(
+            redact_url("https://user:tok@example.com/a.git"),
+            "https://example.com/a.git"
+        );
+        assert_eq!(
+            redact_url("https://tok@example.com/a.git"),
+            "https://example.com/a.git"
+        );
+        assert_eq!(
+            redact_url("https://example.com/a@b.git"),
+            "https://example.com/a@b.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git:pw@example.com:22/a.git"),
+            "ssh://git@example.com:22/a.git"
+        );
+        assert_eq!(
+            redact_url("ssh://git@example.com/a.git"),
+            "ssh://git@example.com/a.git"
+        );
+        assert_eq!(
+            redact_url("git@example.com:org/a.git"),
+            "git@example.com:org/a.git"
+        );
         assert_eq!(redact_url("/srv/git/a"), "/srv/git/a");
     }
 
     #[test]
     fn remotes() -> Result<(), GitError> {
         let r = parse_remote("https://u:p%40ss@example.com/a.git")?;
-        assert_eq!((r.transport, r.url.as_str()), (Transport::Http, "https://example.com/a.git"));
+        assert_eq!(
+            (r.transport, r.url.as_str()),
+            (Transport::Http, "https://example.com/a.git")
+        );
         let (u, p) = r.basic.expect("basic from url");
         assert_eq!((u.as_str(), p.expose_secret()), ("u", "p@ss"));
-        assert_eq!(parse_remote("git@github.com:o/r.git")?.transport, Transport::Ssh);
-        assert_eq!(parse_remote("ssh://git@h:2222/r")?.transport, Transport::Ssh);
+        assert_eq!(
+            parse_remote("git@github.com:o/r.git")?.transport,
+            Transport::Ssh
+        );
+        assert_eq!(
+            parse_remote("ssh://git@h:2222/r")?.transport,
+            Transport::Ssh
+        );
         assert_eq!(parse_remote("git://h/r")?.transport, Transport::Git);
         assert_eq!(parse_remote("file:///srv/r")?.transport, Transport::File);
         let local = parse_remote("rel/repo")?;
         assert_eq!(local.transport, Transport::File);
         assert!(Path::new(&local.url).is_absolute());
-        for bad in ["", "-oProxyCommand=x", "ext::sh -c x", "ftp://h/r", ":r", "https://h/\nx"] {
-            assert!(matches!(parse_remote(bad), Err(GitError::Invalid(_))), "{bad:?}");
+        for bad in [
+            "",
+            "-oProxyCommand=x",
+            "ext::sh -c x",
+            "ftp://h/r",
+            ":r",
+            "https://h/\nx",
+        ] {
+            assert!(
+                matches!(parse_remote(bad), Err(GitError::Invalid(_))),
+                "{bad:?}"
+            );
         }
         Ok(())
     }
 
     #[test]
     fn auth_must_fit_transport() {
-        let src = |url: &str, auth| GitSource { url: url.into(), reference: GitRef::Branch("main".into()), auth, timeout: Duration::from_secs(5) };
+        let src = |url: &str, auth| GitSource {
+            url: url.into(),
+            reference: GitRef::Branch("main".into()),
+            auth,
+            timeout: Duration::from_secs(5),
+        };
         let token = GitAuth::Token(SecretString::from("t"));
-        let ssh = GitAuth::Ssh { identity: SecretString::from("k"), known_hosts: String::new() };
+        let ssh = GitAuth::Ssh {
+            identity: SecretString::from("k"),
+            known_hosts: String::new(),
+        };
         let check = |s: GitSource| parse_remote(&s.url).and_then(|r| check_auth(&r, &s.auth));
         assert!(check(src("https://h/r", token.clone())).is_ok());
         assert!(check(src("ssh://h/r", token)).is_err());
@@ -979,7 +1287,10 @@ mod tests {
         let raw = "fatal: unable to access 'https://bob:CANARY123@h/r/': The requested URL returned error: 401\n\
                    > Authorization: Bearer CANARY123\nremote: echo CANARY123\n\x1b[31mred";
         let s = scrub(raw, &secrets);
-        assert!(!s.contains("CANARY123") && !s.contains("bob") && !s.contains('\x1b'), "{s}");
+        assert!(
+            !s.contains("CANARY123") && !s.contains("bob") && !s.contains('\x1b'),
+            "{s}"
+        );
         assert!(s.contains("https://h/r/"), "{s}");
         assert_eq!(scrub("", &secrets), "(no message)");
         assert!(scrub(&"x".repeat(5000), &secrets).chars().count() <= 601);
@@ -989,14 +1300,44 @@ mod tests {
     fn classification() {
         let r = GitRef::Branch("main".into());
         let k = |s: &str| classify(s, "u", &r).kind();
-        assert_eq!(k("fatal: couldn't find remote ref refs/heads/nope"), "ref_not_found");
-        assert_eq!(k("fatal: unable to access 'http://127.0.0.1:1/r/': Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"), "unreachable");
-        assert_eq!(k("ssh: connect to host 127.0.0.1 port 1: Connection refused\nfatal: Could not read from remote repository."), "unreachable");
-        assert_eq!(k("fatal: could not read Username for 'http://h': terminal prompts disabled"), "auth");
-        assert_eq!(k("git@h: Permission denied (publickey).\nfatal: Could not read from remote repository."), "auth");
-        assert_eq!(k("No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed."), "host_key");
+        assert_eq!(
+            k("fatal: couldn't find remote ref refs/heads/nope"),
+            "ref_not_found"
+        );
+        assert_eq!(
+            k(
+                "fatal: unable to access 'http://127.0.0.1:1/r/': Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server"
+            ),
+            "unreachable"
+        );
+        assert_eq!(
+            k(
+                "ssh: connect to host 127.0.0.1 port 1: Connection refused\nfatal: Could not read from remote repository."
+            ),
+            "unreachable"
+        );
+        assert_eq!(
+            k("fatal: could not read Username for 'http://h': terminal prompts disabled"),
+            "auth"
+        );
+        assert_eq!(
+            k(
+                "git@h: Permission denied (publickey).\nfatal: Could not read from remote repository."
+            ),
+            "auth"
+        );
+        assert_eq!(
+            k(
+                "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed."
+            ),
+            "host_key"
+        );
         assert!(matches!(
-            classify("@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.", "u", &r),
+            classify(
+                "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.",
+                "u",
+                &r
+            ),
             GitError::HostKeyMismatch { .. }
         ));
         assert_eq!(k("fatal: something else entirely"), "git");
@@ -1011,9 +1352,18 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let base = Path::new("/c");
-        assert_eq!(src("https://a:b@h/r", "main").cache_path(base), src("https://h/r", "main").cache_path(base));
-        assert_ne!(src("https://h/r", "main").cache_path(base), src("https://h/r", "dev").cache_path(base));
-        assert_ne!(src("https://h/r", "main").cache_path(base), src("https://h/r2", "main").cache_path(base));
+        assert_eq!(
+            src("https://a:b@h/r", "main").cache_path(base),
+            src("https://h/r", "main").cache_path(base)
+        );
+        assert_ne!(
+            src("https://h/r", "main").cache_path(base),
+            src("https://h/r", "dev").cache_path(base)
+        );
+        assert_ne!(
+            src("https://h/r", "main").cache_path(base),
+            src("https://h/r2", "main").cache_path(base)
+        );
     }
 
     #[test]

@@ -14,7 +14,12 @@ use support::{GitDaemon, HttpAuth, HttpGitServer, SshGitServer, TestRepo};
 const CANARY: &str = "CANARY-git-5e0b9c";
 
 fn source(url: &str, reference: GitRef, auth: GitAuth) -> GitSource {
-    GitSource { url: url.to_owned(), reference, auth, timeout: Duration::from_secs(60) }
+    GitSource {
+        url: url.to_owned(),
+        reference,
+        auth,
+        timeout: Duration::from_secs(60),
+    }
 }
 
 fn main_branch() -> GitRef {
@@ -22,7 +27,8 @@ fn main_branch() -> GitRef {
 }
 
 fn read(c: &Checkout, file: &str) -> String {
-    std::fs::read_to_string(c.dir.join(file)).unwrap_or_else(|e| panic!("{file} in {}: {e}", c.dir.display()))
+    std::fs::read_to_string(c.dir.join(file))
+        .unwrap_or_else(|e| panic!("{file} in {}: {e}", c.dir.display()))
 }
 
 async fn fetch_ok(src: &GitSource, cache: &Path) -> Checkout {
@@ -59,7 +65,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out
@@ -73,7 +83,10 @@ async fn branch_then_update(repo: &TestRepo, src: &GitSource) {
     assert_eq!(first.commit, repo.head());
     assert_eq!(first.revision, format!("main@sha1:{}", repo.head()));
     assert_eq!(read(&first, "app/config.yaml"), "v: 1\n");
-    assert!(!first.dir.join(".git").exists(), "work tree holds only the repository's files");
+    assert!(
+        !first.dir.join(".git").exists(),
+        "work tree holds only the repository's files"
+    );
 
     let git_dir = src.cache_path(cache.path()).join("git");
     std::fs::write(git_dir.join("gitseal-test-marker"), "kept").expect("marker");
@@ -90,9 +103,19 @@ async fn branch_then_update(repo: &TestRepo, src: &GitSource) {
     assert_eq!(read(&second, "app/config.yaml"), "v: 2\n");
     assert_eq!(read(&second, "new.yaml"), "n: 1\n");
     assert!(!second.dir.join("old.yaml").exists());
-    assert!(!second.dir.join("stray.txt").exists(), "untracked files are cleaned");
-    assert!(git_dir.join("gitseal-test-marker").exists(), "cached clone reused");
-    assert_eq!(std::fs::metadata(&git_dir).expect("git dir").ino(), inode, "cached clone reused");
+    assert!(
+        !second.dir.join("stray.txt").exists(),
+        "untracked files are cleaned"
+    );
+    assert!(
+        git_dir.join("gitseal-test-marker").exists(),
+        "cached clone reused"
+    );
+    assert_eq!(
+        std::fs::metadata(&git_dir).expect("git dir").ino(),
+        inode,
+        "cached clone reused"
+    );
 
     // Unchanged: same commit again.
     assert_eq!(fetch_ok(src, cache.path()).await.commit, second_sha);
@@ -113,26 +136,49 @@ async fn refs(repo: &TestRepo, url: &str, auth: GitAuth) {
     repo.commit("after tag");
     repo.lightweight_tag("light");
 
-    let tag = fetch_ok(&source(url, GitRef::Tag("v1.0".into()), auth.clone()), cache.path()).await;
+    let tag = fetch_ok(
+        &source(url, GitRef::Tag("v1.0".into()), auth.clone()),
+        cache.path(),
+    )
+    .await;
     assert_eq!(tag.commit, old, "annotated tag peeled to its commit");
     assert_eq!(tag.revision, format!("v1.0@sha1:{old}"));
     assert_eq!(read(&tag, "app/config.yaml"), old_text);
 
-    let light = fetch_ok(&source(url, "tag:light".parse().expect("ref"), auth.clone()), cache.path()).await;
+    let light = fetch_ok(
+        &source(url, "tag:light".parse().expect("ref"), auth.clone()),
+        cache.path(),
+    )
+    .await;
     assert_eq!(light.commit, repo.head());
 
-    let commit = fetch_ok(&source(url, GitRef::Commit(old.clone()), auth.clone()), cache.path()).await;
+    let commit = fetch_ok(
+        &source(url, GitRef::Commit(old.clone()), auth.clone()),
+        cache.path(),
+    )
+    .await;
     assert_eq!(commit.commit, old);
     assert_eq!(commit.revision, format!("sha1:{old}"));
     assert_eq!(read(&commit, "app/config.yaml"), old_text);
 
-    let missing = fetch_err(&source(url, GitRef::Branch("no-such-branch".into()), auth.clone()), cache.path()).await;
-    assert!(matches!(missing, GitError::RefNotFound { .. }), "{missing:?}");
+    let missing = fetch_err(
+        &source(url, GitRef::Branch("no-such-branch".into()), auth.clone()),
+        cache.path(),
+    )
+    .await;
+    assert!(
+        matches!(missing, GitError::RefNotFound { .. }),
+        "{missing:?}"
+    );
     assert_eq!(missing.kind(), "ref_not_found");
     assert!(missing.to_string().contains("no-such-branch"), "{missing}");
 
     let absent = "0".repeat(39) + "1";
-    let e = fetch_err(&source(url, GitRef::Commit(absent), auth.clone()), cache.path()).await;
+    let e = fetch_err(
+        &source(url, GitRef::Commit(absent), auth.clone()),
+        cache.path(),
+    )
+    .await;
     assert!(matches!(e, GitError::RefNotFound { .. }), "{e:?}");
 
     let e = fetch_err(&source(url, GitRef::Tag("v9".into()), auth), cache.path()).await;
@@ -144,7 +190,11 @@ async fn refs(repo: &TestRepo, url: &str, auth: GitAuth) {
 #[tokio::test]
 async fn file_url_branch_update_and_refs() {
     let repo = sample_repo();
-    branch_then_update(&repo, &source(&repo.file_url(), main_branch(), GitAuth::None)).await;
+    branch_then_update(
+        &repo,
+        &source(&repo.file_url(), main_branch(), GitAuth::None),
+    )
+    .await;
     refs(&repo, &repo.file_url(), GitAuth::None).await;
 }
 
@@ -185,10 +235,25 @@ async fn branches_of_one_repository_get_their_own_work_tree() {
     repo.write("app/config.yaml", "v: dev\n");
     let dev_sha = repo.commit("dev");
     let cache = tempfile::tempdir().expect("tempdir");
-    let main = fetch_ok(&source(&repo.file_url(), main_branch(), GitAuth::None), cache.path()).await;
-    let dev = fetch_ok(&source(&repo.file_url(), GitRef::Branch("dev".into()), GitAuth::None), cache.path()).await;
+    let main = fetch_ok(
+        &source(&repo.file_url(), main_branch(), GitAuth::None),
+        cache.path(),
+    )
+    .await;
+    let dev = fetch_ok(
+        &source(
+            &repo.file_url(),
+            GitRef::Branch("dev".into()),
+            GitAuth::None,
+        ),
+        cache.path(),
+    )
+    .await;
     assert_ne!(main.dir, dev.dir);
-    assert_eq!((main.commit.as_str(), dev.commit.as_str()), (main_sha.as_str(), dev_sha.as_str()));
+    assert_eq!(
+        (main.commit.as_str(), dev.commit.as_str()),
+        (main_sha.as_str(), dev_sha.as_str())
+    );
     assert_eq!(read(&main, "app/config.yaml"), "v: 1\n");
     assert_eq!(read(&dev, "app/config.yaml"), "v: dev\n");
 }
@@ -220,7 +285,11 @@ async fn silent_server_times_out() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let cache = tempfile::tempdir().expect("tempdir");
-    let mut src = source(&format!("git://127.0.0.1:{port}/repo"), main_branch(), GitAuth::None);
+    let mut src = source(
+        &format!("git://127.0.0.1:{port}/repo"),
+        main_branch(),
+        GitAuth::None,
+    );
     src.timeout = Duration::from_secs(2);
     let e = fetch_err(&src, cache.path()).await;
     assert!(matches!(e, GitError::Timeout { .. }), "{e:?}");
@@ -248,13 +317,25 @@ async fn http_bearer_token() {
     let url = server.url(repo.path());
     let cache = tempfile::tempdir().expect("tempdir");
 
-    let good = source(&url, main_branch(), GitAuth::Token(SecretString::from(token.clone())));
+    let good = source(
+        &url,
+        main_branch(),
+        GitAuth::Token(SecretString::from(token.clone())),
+    );
     assert_eq!(fetch_ok(&good, cache.path()).await.commit, repo.head());
     let seen = server.requests();
     assert!(!seen.is_empty());
-    assert!(seen.iter().all(|r| r.authorization.as_deref() == Some(&*format!("Bearer {token}"))), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|r| r.authorization.as_deref() == Some(&*format!("Bearer {token}"))),
+        "{seen:?}"
+    );
 
-    let wrong = source(&url, main_branch(), GitAuth::Token(SecretString::from(format!("{CANARY}-wrong"))));
+    let wrong = source(
+        &url,
+        main_branch(),
+        GitAuth::Token(SecretString::from(format!("{CANARY}-wrong"))),
+    );
     let e = fetch_err(&wrong, cache.path()).await;
     assert!(matches!(e, GitError::AuthFailed { .. }), "{e:?}");
     assert_eq!(e.kind(), "auth");
@@ -271,15 +352,29 @@ async fn http_basic_auth_and_credentials_in_url() {
     let password = format!("{CANARY}-pw");
     let server = HttpGitServer::start(
         repo.root(),
-        HttpAuth::Basic { username: "deploy".into(), password: password.clone() },
+        HttpAuth::Basic {
+            username: "deploy".into(),
+            password: password.clone(),
+        },
     );
     let url = server.url(repo.path());
     let cache = tempfile::tempdir().expect("tempdir");
 
-    let good = GitAuth::Basic { username: "deploy".into(), password: SecretString::from(password.clone()) };
-    assert_eq!(fetch_ok(&source(&url, main_branch(), good), cache.path()).await.commit, repo.head());
+    let good = GitAuth::Basic {
+        username: "deploy".into(),
+        password: SecretString::from(password.clone()),
+    };
+    assert_eq!(
+        fetch_ok(&source(&url, main_branch(), good), cache.path())
+            .await
+            .commit,
+        repo.head()
+    );
 
-    let bad = GitAuth::Basic { username: "deploy".into(), password: SecretString::from(format!("{CANARY}-bad")) };
+    let bad = GitAuth::Basic {
+        username: "deploy".into(),
+        password: SecretString::from(format!("{CANARY}-bad")),
+    };
     let e = fetch_err(&source(&url, main_branch(), bad), cache.path()).await;
     assert!(matches!(e, GitError::AuthFailed { .. }), "{e:?}");
 
@@ -290,7 +385,11 @@ async fn http_basic_auth_and_credentials_in_url() {
     assert!(!src.display_url().contains(CANARY));
     assert_eq!(fetch_ok(&src, cache.path()).await.commit, repo.head());
     let wrong_in_url = url.replacen("http://", &format!("http://deploy:{CANARY}-bad@"), 1);
-    let e = fetch_err(&source(&wrong_in_url, main_branch(), GitAuth::None), cache.path()).await;
+    let e = fetch_err(
+        &source(&wrong_in_url, main_branch(), GitAuth::None),
+        cache.path(),
+    )
+    .await;
     assert!(matches!(e, GitError::AuthFailed { .. }), "{e:?}");
     assert_no_canary_below(cache.path());
 }
@@ -303,7 +402,11 @@ async fn http_closed_port_is_unreachable_without_leaking_credentials() {
     let auth = GitAuth::Token(SecretString::from(CANARY));
     let e = fetch_err(&source(&url, main_branch(), auth), cache.path()).await;
     assert!(matches!(e, GitError::Unreachable { .. }), "{e:?}");
-    assert!(e.to_string().contains(&format!("http://127.0.0.1:{port}/repo")), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("http://127.0.0.1:{port}/repo")),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -319,7 +422,10 @@ async fn http_missing_repository_is_unreachable() {
 // ---------------------------------------------------------------------------------- ssh
 
 fn ssh_auth(server: &SshGitServer, known_hosts: String) -> GitAuth {
-    GitAuth::Ssh { identity: SecretString::from(server.client_identity()), known_hosts }
+    GitAuth::Ssh {
+        identity: SecretString::from(server.client_identity()),
+        known_hosts,
+    }
 }
 
 #[tokio::test]
@@ -338,36 +444,76 @@ async fn ssh_host_key_is_checked_before_authenticating() {
     let server = SshGitServer::start();
     let url = server.url(repo.path());
     let cache = tempfile::tempdir().expect("tempdir");
-    let attempts = |log: &str| log.lines().filter(|l| l.contains("publickey") || l.contains("Accepted")).count();
+    let attempts = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("publickey") || l.contains("Accepted"))
+            .count()
+    };
 
     let before = attempts(&server.log());
-    let e = fetch_err(&source(&url, main_branch(), ssh_auth(&server, server.wrong_known_hosts())), cache.path()).await;
+    let e = fetch_err(
+        &source(
+            &url,
+            main_branch(),
+            ssh_auth(&server, server.wrong_known_hosts()),
+        ),
+        cache.path(),
+    )
+    .await;
     assert!(matches!(e, GitError::HostKeyMismatch { .. }), "{e:?}");
     assert_eq!(e.kind(), "host_key");
 
-    let e = fetch_err(&source(&url, main_branch(), ssh_auth(&server, server.other_host_known_hosts())), cache.path()).await;
+    let e = fetch_err(
+        &source(
+            &url,
+            main_branch(),
+            ssh_auth(&server, server.other_host_known_hosts()),
+        ),
+        cache.path(),
+    )
+    .await;
     assert!(matches!(e, GitError::UnknownHostKey { .. }), "{e:?}");
 
-    let e = fetch_err(&source(&url, main_branch(), ssh_auth(&server, String::new())), cache.path()).await;
+    let e = fetch_err(
+        &source(&url, main_branch(), ssh_auth(&server, String::new())),
+        cache.path(),
+    )
+    .await;
     assert!(matches!(e, GitError::UnknownHostKey { .. }), "{e:?}");
     // Without a key or known_hosts at all: still refused on the host key.
     let e = fetch_err(&source(&url, main_branch(), GitAuth::None), cache.path()).await;
     assert_eq!(e.kind(), "host_key", "{e}");
-    assert_eq!(attempts(&server.log()), before, "the client key was offered to an unverified host:\n{}", server.log());
+    assert_eq!(
+        attempts(&server.log()),
+        before,
+        "the client key was offered to an unverified host:\n{}",
+        server.log()
+    );
 
     // The right known_hosts with a key the server does not accept.
-    let stranger = GitAuth::Ssh { identity: SecretString::from(server.stranger_identity()), known_hosts: server.known_hosts() };
+    let stranger = GitAuth::Ssh {
+        identity: SecretString::from(server.stranger_identity()),
+        known_hosts: server.known_hosts(),
+    };
     let e = fetch_err(&source(&url, main_branch(), stranger), cache.path()).await;
     assert!(matches!(e, GitError::AuthFailed { .. }), "{e:?}");
 
     // The deploy key is gone from disk once the fetch returns.
-    let ok = fetch_ok(&source(&url, main_branch(), ssh_auth(&server, server.known_hosts())), cache.path()).await;
+    let ok = fetch_ok(
+        &source(&url, main_branch(), ssh_auth(&server, server.known_hosts())),
+        cache.path(),
+    )
+    .await;
     assert_eq!(ok.commit, repo.head());
     let key = server.client_identity();
     let marker = key.lines().nth(1).unwrap_or_default().to_owned();
     for f in walk(cache.path()) {
         let text = std::fs::read(&f).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&text).contains(&marker), "deploy key left in {}", f.display());
+        assert!(
+            !String::from_utf8_lossy(&text).contains(&marker),
+            "deploy key left in {}",
+            f.display()
+        );
     }
 }
 
@@ -377,7 +523,9 @@ async fn ssh_closed_port_is_unreachable() {
     let cache = tempfile::tempdir().expect("tempdir");
     let url = format!("ssh://git@127.0.0.1:{port}/srv/repo");
     let auth = GitAuth::Ssh {
-        identity: SecretString::from(format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{CANARY}\n-----END OPENSSH PRIVATE KEY-----\n")),
+        identity: SecretString::from(format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{CANARY}\n-----END OPENSSH PRIVATE KEY-----\n"
+        )),
         known_hosts: String::new(),
     };
     let e = fetch_err(&source(&url, main_branch(), auth), cache.path()).await;
@@ -394,9 +542,29 @@ async fn commit_refused_by_a_v0_server_falls_back_to_a_full_fetch() {
     let url = server.url(repo.path());
     let cache = tempfile::tempdir().expect("tempdir");
     // The tip is advertised: fetched directly.
-    fetch_ok(&source(&url, GitRef::Commit(repo.head()), GitAuth::None), cache.path()).await;
-    let c = fetch_ok(&source(&url, GitRef::Commit(old.clone()), GitAuth::None), cache.path()).await;
+    fetch_ok(
+        &source(&url, GitRef::Commit(repo.head()), GitAuth::None),
+        cache.path(),
+    )
+    .await;
+    let adverts = |s: &HttpGitServer| {
+        s.requests()
+            .iter()
+            .filter(|r| r.uri.contains("/info/refs"))
+            .count()
+    };
+    let before = adverts(&server);
+    let c = fetch_ok(
+        &source(&url, GitRef::Commit(old.clone()), GitAuth::None),
+        cache.path(),
+    )
+    .await;
     assert_eq!(c.commit, old);
+    assert_eq!(
+        adverts(&server) - before,
+        2,
+        "refused by-commit fetch, then the full fetch"
+    );
     assert_eq!(read(&c, "app/config.yaml"), "v: 1\n");
     // A fetch by ref still works on the clone afterwards.
     let b = fetch_ok(&source(&url, main_branch(), GitAuth::None), cache.path()).await;

@@ -7,7 +7,10 @@ use super::proc::{Guard, free_port, wait_port};
 
 /// `git --exec-path`: where git's own programs live.
 pub fn exec_path() -> PathBuf {
-    let out = Command::new("git").arg("--exec-path").output().expect("git runs");
+    let out = Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .expect("git runs");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -43,7 +46,12 @@ impl GitDaemon {
             .spawn()
             .expect("git daemon starts");
         wait_port(port, &mut child, "git daemon", &log);
-        GitDaemon { port, base: base.to_owned(), _log: log_dir, _child: Guard(child) }
+        GitDaemon {
+            port,
+            base: base.to_owned(),
+            _log: log_dir,
+            _child: Guard(child),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -52,7 +60,9 @@ impl GitDaemon {
 
     /// `git://127.0.0.1:PORT/<path relative to the base>`.
     pub fn url(&self, repo: &Path) -> String {
-        let rel = repo.strip_prefix(&self.base).expect("repository below the daemon's base path");
+        let rel = repo
+            .strip_prefix(&self.base)
+            .expect("repository below the daemon's base path");
         format!("git://127.0.0.1:{}/{}", self.port, rel.display())
     }
 }

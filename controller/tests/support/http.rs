@@ -76,14 +76,21 @@ impl HttpGitServer {
         };
         let shared = Arc::new(Shared {
             backend: super::daemon::exec_path().join("git-http-backend"),
-            base: base.to_owned(), expected, v0_only, seen: Mutex::new(Vec::new()) });
+            base: base.to_owned(),
+            expected,
+            v0_only,
+            seen: Mutex::new(Vec::new()),
+        });
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = shared.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let app = axum::Router::new().fallback(handle).with_state(state);
@@ -94,7 +101,12 @@ impl HttpGitServer {
             });
             // Dropping the runtime cancels open connections.
         });
-        HttpGitServer { port, shared, stop: Some(stop), thread: Some(thread) }
+        HttpGitServer {
+            port,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -103,13 +115,19 @@ impl HttpGitServer {
 
     /// `http://127.0.0.1:PORT/<path relative to the base>`.
     pub fn url(&self, repo: &Path) -> String {
-        let rel = repo.strip_prefix(&self.shared.base).expect("repository below the server's base path");
+        let rel = repo
+            .strip_prefix(&self.shared.base)
+            .expect("repository below the server's base path");
         format!("http://127.0.0.1:{}/{}", self.port, rel.display())
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<SeenRequest> {
-        self.shared.seen.lock().map(|v| v.clone()).unwrap_or_default()
+        self.shared
+            .seen
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -128,7 +146,13 @@ use std::future::IntoFuture as _;
 
 async fn handle(State(st): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let authorization = header("authorization");
     let seen = SeenRequest {
         method: parts.method.as_str().to_owned(),
@@ -138,14 +162,20 @@ async fn handle(State(st): State<Arc<Shared>>, req: Request) -> Response {
     };
     let record = |status: u16| {
         if let Ok(mut v) = st.seen.lock() {
-            v.push(SeenRequest { status, ..seen.clone() });
+            v.push(SeenRequest {
+                status,
+                ..seen.clone()
+            });
         }
     };
     if st.expected.is_some() && authorization != st.expected {
         record(401);
         let mut r = Response::new(Body::from("authentication required\n"));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
-        r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"git\""));
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Basic realm=\"git\""),
+        );
         return r;
     }
     let cgi = Cgi {
@@ -156,7 +186,11 @@ async fn handle(State(st): State<Arc<Shared>>, req: Request) -> Response {
         query: parts.uri.query().unwrap_or("").to_owned(),
         content_type: header("content-type"),
         content_encoding: header("content-encoding"),
-        git_protocol: if st.v0_only { None } else { header("git-protocol") },
+        git_protocol: if st.v0_only {
+            None
+        } else {
+            header("git-protocol")
+        },
     };
     let body = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b.to_vec(),
@@ -166,18 +200,30 @@ async fn handle(State(st): State<Arc<Shared>>, req: Request) -> Response {
         Ok(Some(out)) => out,
         _ => return status(StatusCode::INTERNAL_SERVER_ERROR, &record),
     };
-    let split = find(&out, b"\r\n\r\n").map(|i| (i, 4)).or_else(|| find(&out, b"\n\n").map(|i| (i, 2)));
+    let split = find(&out, b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| find(&out, b"\n\n").map(|i| (i, 2)));
     let Some((end, sep)) = split else {
         return status(StatusCode::BAD_GATEWAY, &record);
     };
     let mut r = Response::new(Body::from(out[end + sep..].to_vec()));
     for line in String::from_utf8_lossy(&out[..end]).lines() {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         if k.eq_ignore_ascii_case("status") {
-            let code = v.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(500);
-            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        } else if let (Ok(k), Ok(v)) = (axum::http::HeaderName::try_from(k.trim()), HeaderValue::try_from(v)) {
+            let code = v
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+            *r.status_mut() =
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        } else if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::try_from(k.trim()),
+            HeaderValue::try_from(v),
+        ) {
             r.headers_mut().append(k, v);
         }
     }
@@ -212,7 +258,10 @@ impl Cgi {
     fn run(self, body: Vec<u8>) -> Option<Vec<u8>> {
         let mut cmd = Command::new(&self.backend);
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_PROJECT_ROOT", &self.base)

@@ -24,10 +24,16 @@ pub fn wait_port(port: u16, child: &mut Child, what: &str, log: &Path) {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited ({status}) before listening on {port}: {}", read_log(log));
+            panic!(
+                "{what} exited ({status}) before listening on {port}: {}",
+                read_log(log)
+            );
         }
         if Instant::now() > deadline {
-            panic!("{what} not listening on {port} after {READY:?}: {}", read_log(log));
+            panic!(
+                "{what} not listening on {port} after {READY:?}: {}",
+                read_log(log)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }

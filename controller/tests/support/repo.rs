@@ -6,8 +6,20 @@ use std::process::Command;
 /// Runs git in `dir` with a fixed identity and no user config; returns trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=gitseal-test", "-c", "user.email=test@example.invalid"])
-        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false"])
+        .args([
+            "-c",
+            "user.name=gitseal-test",
+            "-c",
+            "user.email=test@example.invalid",
+        ])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgSign=false",
+            "-c",
+            "tag.gpgSign=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -16,7 +28,12 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env_remove("GIT_WORK_TREE")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?} in {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -35,7 +52,10 @@ impl TestRepo {
     }
 
     pub fn named(name: &str) -> TestRepo {
-        let root = tempfile::Builder::new().prefix("gitseal-repo-").tempdir().expect("tempdir");
+        let root = tempfile::Builder::new()
+            .prefix("gitseal-repo-")
+            .tempdir()
+            .expect("tempdir");
         let path = root.path().join(name);
         std::fs::create_dir_all(&path).expect("mkdir");
         git(&path, &["init", "-q", "-b", "main"]);

@@ -23,20 +23,34 @@ fn keygen(path: &Path, comment: &str) -> String {
         .stdin(Stdio::null())
         .output()
         .expect("ssh-keygen runs (install openssh-client)");
-    assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read_to_string(path.with_extension("pub")).expect("public key")
 }
 
 /// `<type> <base64>` of an OpenSSH public key line.
 fn key_part(public: &str) -> String {
-    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl SshGitServer {
     pub fn start() -> SshGitServer {
         let sshd = Path::new("/usr/sbin/sshd");
-        assert!(sshd.exists(), "/usr/sbin/sshd missing: install openssh-server (scripts/deps.sh)");
-        let dir = tempfile::Builder::new().prefix("gitseal-sshd-").tempdir().expect("tempdir");
+        assert!(
+            sshd.exists(),
+            "/usr/sbin/sshd missing: install openssh-server (scripts/deps.sh)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("gitseal-sshd-")
+            .tempdir()
+            .expect("tempdir");
         let d = dir.path();
         let host_public = key_part(&keygen(&d.join("host_ed25519"), "gitseal-test-host"));
         let client_public = keygen(&d.join("client_ed25519"), "gitseal-test-client");
@@ -76,7 +90,13 @@ impl SshGitServer {
                 wait_port(port, &mut child, "sshd", &log)
             }));
             if started.is_ok() {
-                return SshGitServer { port, user, host_public, dir, _child: Guard(child) };
+                return SshGitServer {
+                    port,
+                    user,
+                    host_public,
+                    dir,
+                    _child: Guard(child),
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -96,8 +116,16 @@ impl SshGitServer {
 
     /// `ssh://USER@127.0.0.1:PORT/<absolute path>`.
     pub fn url(&self, repo: &Path) -> String {
-        assert!(repo.is_absolute(), "ssh URLs need an absolute repository path");
-        format!("ssh://{}@127.0.0.1:{}{}", self.user, self.port, repo.display())
+        assert!(
+            repo.is_absolute(),
+            "ssh URLs need an absolute repository path"
+        );
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            self.user,
+            self.port,
+            repo.display()
+        )
     }
 
     /// The known_hosts line of this server: `[127.0.0.1]:PORT ssh-ed25519 AAAA…`.
@@ -107,7 +135,10 @@ impl SshGitServer {
 
     /// A known_hosts line for this host and port with some other key (a man in the middle's).
     pub fn wrong_known_hosts(&self) -> String {
-        let other = keygen(&self.dir.path().join(format!("other_{}", unique())), "other");
+        let other = keygen(
+            &self.dir.path().join(format!("other_{}", unique())),
+            "other",
+        );
         format!("[127.0.0.1]:{} {}\n", self.port, key_part(&other))
     }
 
@@ -139,7 +170,10 @@ impl SshGitServer {
 }
 
 fn unique() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn whoami() -> String {
