@@ -993,6 +993,13 @@ fn classify(stderr: &str, url: &str, reference: &GitRef) -> GitError {
     if has(&["host key is known", "host key verification failed"]) {
         return GitError::UnknownHostKey { url };
     }
+    // git daemon says "access denied or repository not exported" for a missing repository.
+    if has(&["repository not exported", "no such repository"]) {
+        return GitError::Unreachable {
+            url,
+            reason: "no git repository at this URL".into(),
+        };
+    }
     if has(&[
         "authentication failed",
         "terminal prompts disabled",
@@ -1340,6 +1347,10 @@ mod tests {
             ),
             GitError::HostKeyMismatch { .. }
         ));
+        assert_eq!(
+            k("fatal: remote error: access denied or repository not exported: /nope"),
+            "unreachable"
+        );
         assert_eq!(k("fatal: something else entirely"), "git");
     }
 

@@ -280,6 +280,16 @@ async fn git_daemon_closed_port_is_unreachable() {
 }
 
 #[tokio::test]
+async fn git_daemon_missing_repository_is_unreachable() {
+    let repo = sample_repo();
+    let daemon = GitDaemon::start(repo.root());
+    let cache = tempfile::tempdir().expect("tempdir");
+    let url = format!("git://127.0.0.1:{}/nope", daemon.port());
+    let e = fetch_err(&source(&url, main_branch(), GitAuth::None), cache.path()).await;
+    assert!(matches!(e, GitError::Unreachable { .. }), "{e:?}");
+}
+
+#[tokio::test]
 async fn silent_server_times_out() {
     // Accepts connections (the kernel's backlog) and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
