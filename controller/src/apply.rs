@@ -37,7 +37,9 @@ pub enum ApplyError {
     },
     #[error("CustomResourceDefinition {0} did not become Established in time")]
     CrdNotEstablished(String),
-    #[error("refusing to prune all {0} objects: the path rendered to nothing (set allowEmpty to allow it)")]
+    #[error(
+        "refusing to prune all {0} objects: the path rendered to nothing (set allowEmpty to allow it)"
+    )]
     EmptyRefused(usize),
     #[error("prune of {object} failed: {message}")]
     Prune { object: String, message: String },
@@ -145,7 +147,10 @@ impl Applier<'_> {
 
     /// Whether a kind is namespaced, from discovery.
     pub async fn is_namespaced(&mut self, o: &Object) -> Result<bool, ApplyError> {
-        Ok(matches!(self.resource(o).await?.1.scope, ApiScope::Namespaced))
+        Ok(matches!(
+            self.resource(o).await?.1.scope,
+            ApiScope::Namespaced
+        ))
     }
 
     fn selector(&self) -> String {
@@ -214,7 +219,11 @@ impl Applier<'_> {
                 let (g, v) = o.group_version();
                 report.inventory.push(InventoryEntry {
                     id: o.id().inventory_id(),
-                    v: if g.is_empty() { v.to_owned() } else { format!("{g}/{v}") },
+                    v: if g.is_empty() {
+                        v.to_owned()
+                    } else {
+                        format!("{g}/{v}")
+                    },
                 });
             }
             self.apply_stage(objs, &mut report, stage).await?;
@@ -270,11 +279,9 @@ impl Applier<'_> {
                 let client = client.clone();
                 async move {
                     let api: Api<DynamicObject> = match caps.scope {
-                        ApiScope::Namespaced => Api::namespaced_with(
-                            client,
-                            o.namespace().unwrap_or("default"),
-                            &ar,
-                        ),
+                        ApiScope::Namespaced => {
+                            Api::namespaced_with(client, o.namespace().unwrap_or("default"), &ar)
+                        }
                         ApiScope::Cluster => Api::all_with(client, &ar),
                     };
                     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -356,7 +363,9 @@ impl Applier<'_> {
                 Err(_) => continue,
             };
             let api: Api<DynamicObject> = match (caps.scope, &id.namespace) {
-                (ApiScope::Namespaced, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &ar),
+                (ApiScope::Namespaced, Some(ns)) => {
+                    Api::namespaced_with(self.client.clone(), ns, &ar)
+                }
                 _ => Api::all_with(self.client.clone(), &ar),
             };
             let live = match api.get_metadata_opt(&id.name).await {

@@ -28,7 +28,7 @@ pub enum DecryptError {
         object: String,
         key: String,
         #[source]
-        error: OpenError,
+        error: Box<OpenError>,
     },
     #[error(
         "{file}: document {document}: plaintext Secret {object} with data found in git; seal it (gitseal seal) or set allowPlaintextSecrets"
@@ -44,15 +44,11 @@ impl DecryptError {
     pub fn kind(&self) -> &'static str {
         match self {
             DecryptError::Invalid { .. } => "invalid_sealed_secret",
-            DecryptError::Open {
-                error: OpenError::ScopeMismatch { .. },
-                ..
-            } => "scope_mismatch",
-            DecryptError::Open {
-                error: OpenError::NoMatchingKey { .. },
-                ..
-            } => "no_matching_key",
-            DecryptError::Open { .. } => "decrypt",
+            DecryptError::Open { error, .. } => match **error {
+                OpenError::ScopeMismatch { .. } => "scope_mismatch",
+                OpenError::NoMatchingKey { .. } => "no_matching_key",
+                _ => "decrypt",
+            },
             DecryptError::Plaintext { .. } => "plaintext_secret",
         }
     }
@@ -126,7 +122,7 @@ pub fn open_one(o: &Object, ring: &Keyring) -> Result<Object, DecryptError> {
         document: o.document,
         object: o.describe(),
         key: e.key,
-        error: e.error,
+        error: Box::new(e.error),
     })?;
     let mut data = Map::new();
     for (k, v) in &secret.data {
@@ -190,7 +186,8 @@ mod tests {
             namespace: Some(ns.into()),
             ..Default::default()
         };
-        s.data.insert("pw".into(), SecretSlice::from(b"CANARY-42".to_vec()));
+        s.data
+            .insert("pw".into(), SecretSlice::from(b"CANARY-42".to_vec()));
         let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).unwrap();
         let value = serde_json::to_value(sealed.to_value()).unwrap();
         Object {
@@ -226,7 +223,12 @@ mod tests {
             value: json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"x","namespace":"y"},"stringData":{"a":"b"}}),
             decrypted: false,
         };
-        assert_eq!(open_all(vec![o()], &Keyring::new(), false).unwrap_err().kind(), "plaintext_secret");
+        assert_eq!(
+            open_all(vec![o()], &Keyring::new(), false)
+                .unwrap_err()
+                .kind(),
+            "plaintext_secret"
+        );
         assert_eq!(open_all(vec![o()], &Keyring::new(), true).unwrap().len(), 1);
     }
 }

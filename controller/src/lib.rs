@@ -1,8 +1,15 @@
 //! gitseal-agent: keeps a cluster equal to a git repository, SealedSecrets included.
 
-pub mod crd;
 pub mod apply;
 pub mod counting;
-pub mod object;
-pub mod render;
+pub mod crd;
 pub mod decrypt;
+pub mod git;
+pub mod http;
+pub mod inventory;
+pub mod keys;
+pub mod metrics;
+pub mod object;
+pub mod pass;
+pub mod render;
+pub mod runner;

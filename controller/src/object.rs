@@ -80,7 +80,13 @@ pub struct Object {
 
 impl fmt::Debug for Object {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Object({} from {} #{})", self.describe(), self.source, self.document)
+        write!(
+            f,
+            "Object({} from {} #{})",
+            self.describe(),
+            self.source,
+            self.document
+        )
     }
 }
 
@@ -107,7 +113,10 @@ impl Object {
             .unwrap_or_default()
     }
     pub fn kind(&self) -> &str {
-        self.value.get("kind").and_then(Value::as_str).unwrap_or_default()
+        self.value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
     /// (group, version) of `apiVersion`.
     pub fn group_version(&self) -> (&str, &str) {
@@ -129,7 +138,11 @@ impl Object {
             .filter(|s| !s.is_empty())
     }
     pub fn set_namespace(&mut self, ns: Option<&str>) {
-        if let Some(meta) = self.value.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(meta) = self
+            .value
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
             match ns {
                 Some(ns) => {
                     meta.insert("namespace".into(), Value::String(ns.to_owned()));
@@ -147,7 +160,11 @@ impl Object {
             .and_then(Value::as_str)
     }
     pub fn set_label(&mut self, key: &str, value: &str) {
-        if let Some(meta) = self.value.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(meta) = self
+            .value
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+        {
             let labels = meta
                 .entry("labels")
                 .or_insert_with(|| Value::Object(Default::default()));
@@ -171,7 +188,8 @@ impl Object {
         self.id().to_string()
     }
     pub fn is_crd(&self) -> bool {
-        self.kind() == "CustomResourceDefinition" && self.group_version().0 == "apiextensions.k8s.io"
+        self.kind() == "CustomResourceDefinition"
+            && self.group_version().0 == "apiextensions.k8s.io"
     }
     pub fn is_namespace(&self) -> bool {
         self.kind() == "Namespace" && self.api_version() == "v1"
@@ -184,7 +202,11 @@ impl Object {
     }
     /// Apply stage: CRDs and Namespaces first, then everything else.
     pub fn stage(&self) -> usize {
-        if self.is_crd() || self.is_namespace() { 0 } else { 1 }
+        if self.is_crd() || self.is_namespace() {
+            0
+        } else {
+            1
+        }
     }
 }
 
@@ -195,8 +217,14 @@ pub fn known_cluster_scoped(group: &str, kind: &str) -> bool {
         (group, kind),
         ("", "Namespace" | "Node" | "PersistentVolume")
             | ("apiextensions.k8s.io", "CustomResourceDefinition")
-            | ("rbac.authorization.k8s.io", "ClusterRole" | "ClusterRoleBinding")
-            | ("storage.k8s.io", "StorageClass" | "CSIDriver" | "VolumeAttachment")
+            | (
+                "rbac.authorization.k8s.io",
+                "ClusterRole" | "ClusterRoleBinding"
+            )
+            | (
+                "storage.k8s.io",
+                "StorageClass" | "CSIDriver" | "VolumeAttachment"
+            )
             | ("scheduling.k8s.io", "PriorityClass")
             | ("networking.k8s.io", "IngressClass")
             | ("node.k8s.io", "RuntimeClass")

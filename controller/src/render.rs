@@ -66,11 +66,16 @@ impl RenderError {
 }
 
 /// Renders `path` (relative to the checkout `root`).
-pub async fn render(root: &Path, path: &str, timeout: Duration) -> Result<Vec<Object>, RenderError> {
+pub async fn render(
+    root: &Path,
+    path: &str,
+    timeout: Duration,
+) -> Result<Vec<Object>, RenderError> {
     let shown = if path.is_empty() { "." } else { path };
-    let root = root
-        .canonicalize()
-        .map_err(|e| RenderError::Io { file: root.display().to_string(), error: e })?;
+    let root = root.canonicalize().map_err(|e| RenderError::Io {
+        file: root.display().to_string(),
+        error: e,
+    })?;
     let dir = root
         .join(path.trim_start_matches('/'))
         .canonicalize()
@@ -104,7 +109,10 @@ fn plain(dir: &Path, rel: &dyn Fn(&Path) -> String) -> Result<Vec<Object>, Rende
     let mut out = Vec::new();
     for file in files {
         let name = rel(&file);
-        let meta = std::fs::metadata(&file).map_err(|e| RenderError::Io { file: name.clone(), error: e })?;
+        let meta = std::fs::metadata(&file).map_err(|e| RenderError::Io {
+            file: name.clone(),
+            error: e,
+        })?;
         if meta.len() > MAX_FILE_BYTES {
             return Err(RenderError::Invalid {
                 file: name,
@@ -112,7 +120,10 @@ fn plain(dir: &Path, rel: &dyn Fn(&Path) -> String) -> Result<Vec<Object>, Rende
                 problem: format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
             });
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| RenderError::Io { file: name.clone(), error: e })?;
+        let text = std::fs::read_to_string(&file).map_err(|e| RenderError::Io {
+            file: name.clone(),
+            error: e,
+        })?;
         out.extend(parse(&name, &text)?);
     }
     Ok(out)
@@ -124,18 +135,27 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
         error: e,
     })?;
     for entry in entries {
-        let entry = entry.map_err(|e| RenderError::Io { file: dir.display().to_string(), error: e })?;
+        let entry = entry.map_err(|e| RenderError::Io {
+            file: dir.display().to_string(),
+            error: e,
+        })?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') {
             continue; // .git, .github, .gitseal.yaml
         }
         let path = entry.path();
-        let ft = entry.file_type().map_err(|e| RenderError::Io { file: name.to_string(), error: e })?;
+        let ft = entry.file_type().map_err(|e| RenderError::Io {
+            file: name.to_string(),
+            error: e,
+        })?;
         if ft.is_dir() {
             collect(&path, out)?;
         } else if ft.is_file()
-            && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+            && matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            )
         {
             out.push(path);
         }
@@ -203,12 +223,22 @@ async fn kustomize(dir: &Path, shown: &str, timeout: Duration) -> Result<Vec<Obj
     let output = tokio::time::timeout(timeout, cmd.output())
         .await
         .map_err(|_| RenderError::KustomizeTimeout(shown.to_owned()))?
-        .map_err(|e| RenderError::Io { file: shown.to_owned(), error: e })?;
+        .map_err(|e| RenderError::Io {
+            file: shown.to_owned(),
+            error: e,
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let root = dir.to_string_lossy();
-        let stderr: String = stderr.replace(root.as_ref(), ".").chars().take(2000).collect();
-        return Err(RenderError::Kustomize { dir: shown.to_owned(), stderr: stderr.trim().to_owned() });
+        let stderr: String = stderr
+            .replace(root.as_ref(), ".")
+            .chars()
+            .take(2000)
+            .collect();
+        return Err(RenderError::Kustomize {
+            dir: shown.to_owned(),
+            stderr: stderr.trim().to_owned(),
+        });
     }
     let text = String::from_utf8(output.stdout).map_err(|_| RenderError::Kustomize {
         dir: shown.to_owned(),
@@ -219,9 +249,8 @@ async fn kustomize(dir: &Path, shown: &str, timeout: Duration) -> Result<Vec<Obj
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|p| p.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -230,11 +259,17 @@ mod tests {
 
     #[test]
     fn missing_fields_name_the_file() {
-        let e = parse("a/b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(e, "a/b.yaml: document 1, field `metadata.name`: is required");
+        let e = parse(
+            "a/b.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            e,
+            "a/b.yaml: document 1, field `metadata.name`: is required"
+        );
     }
 
     #[tokio::test]
@@ -244,14 +279,27 @@ mod tests {
         std::fs::write(d.path().join("apps/a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n").unwrap();
         std::fs::write(d.path().join("apps/.hidden/c.yaml"), "nope: [").unwrap();
         std::fs::write(d.path().join("apps/readme.md"), "nope").unwrap();
-        let objs = render(d.path(), "apps", Duration::from_secs(30)).await.unwrap();
+        let objs = render(d.path(), "apps", Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(objs.len(), 2);
-        std::fs::write(d.path().join("apps/z.json"), r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x"}}"#).unwrap();
-        let e = render(d.path(), "apps", Duration::from_secs(30)).await.unwrap_err().to_string();
+        std::fs::write(
+            d.path().join("apps/z.json"),
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x"}}"#,
+        )
+        .unwrap();
+        let e = render(d.path(), "apps", Duration::from_secs(30))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate object ConfigMap x/a: in apps/a.yaml document 1 and in apps/z.json document 1"), "{e}");
-        let e = render(d.path(), "../", Duration::from_secs(30)).await.unwrap_err();
+        let e = render(d.path(), "../", Duration::from_secs(30))
+            .await
+            .unwrap_err();
         assert!(matches!(e, RenderError::PathEscapes(_)), "{e}");
-        let e = render(d.path(), "nope", Duration::from_secs(30)).await.unwrap_err();
+        let e = render(d.path(), "nope", Duration::from_secs(30))
+            .await
+            .unwrap_err();
         assert!(matches!(e, RenderError::PathNotFound(_)), "{e}");
     }
 }

@@ -1,0 +1,174 @@
+//! One reconciliation pass of one source: fetch, render, decrypt, apply, prune. Each step
+//! completes or the pass stops before anything is deleted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gitseal::Keyring;
+
+use crate::apply::{Applier, ApplyError, ApplyMemory, ApplyReport};
+use crate::crd::InventoryEntry;
+use crate::decrypt::{DecryptError, open_all, redacted, settle_namespace};
+use crate::git::{Checkout, GitError, GitSource};
+use crate::object::{Object, known_cluster_scoped};
+use crate::render::{RenderError, render};
+
+/// Everything one source's pass needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncSpec {
+    /// Namespace and name of the source (labels on every applied object).
+    pub namespace: String,
+    pub name: String,
+    pub source: GitSource,
+    pub path: String,
+    pub timeout: Duration,
+    pub prune: bool,
+    pub allow_empty: bool,
+    pub allow_plaintext: bool,
+    pub target_namespace: Option<String>,
+}
+
+/// What a source remembers between passes.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    pub memory: ApplyMemory,
+    /// Inventory of the last successful pass.
+    pub inventory: Vec<InventoryEntry>,
+    pub last_applied_revision: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassError {
+    #[error("fetch: {0}")]
+    Fetch(#[from] GitError),
+    #[error("render: {0}")]
+    Render(#[from] RenderError),
+    #[error("decrypt: {0}")]
+    Decrypt(#[from] DecryptError),
+    #[error("apply: {0}")]
+    Apply(#[from] ApplyError),
+}
+
+impl PassError {
+    /// Fixed label for metrics and the status reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PassError::Fetch(e) => e.kind(),
+            PassError::Render(e) => e.kind(),
+            PassError::Decrypt(e) => e.kind(),
+            PassError::Apply(e) => e.kind(),
+        }
+    }
+    /// The condition reason (kstatus style, CamelCase).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PassError::Fetch(_) => "FetchFailed",
+            PassError::Render(_) => "RenderFailed",
+            PassError::Decrypt(_) => "DecryptFailed",
+            PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
+            PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
+            PassError::Apply(_) => "ApplyFailed",
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOutcome {
+    pub revision: String,
+    pub report: ApplyReport,
+    pub duration: Duration,
+}
+
+impl PassOutcome {
+    /// Whether the pass changed anything in the cluster.
+    pub fn changed(&self) -> bool {
+        !self.report.applied.is_empty() || !self.report.pruned.is_empty()
+    }
+}
+
+/// Fetches and renders, without a cluster. Returns the revision and the objects with
+/// settled namespaces (kind scopes from `namespaced`).
+async fn fetch_render(
+    spec: &SyncSpec,
+    cache_dir: &Path,
+) -> Result<(Checkout, Vec<Object>), PassError> {
+    let checkout = spec.source.fetch(cache_dir).await?;
+    let objects = render(&checkout.dir, &spec.path, spec.timeout).await?;
+    Ok((checkout, objects))
+}
+
+/// Runs one pass against the cluster. On error the state keeps the last good inventory,
+/// so nothing is pruned by a failed pass.
+pub async fn run_pass(
+    client: &kube::Client,
+    spec: &SyncSpec,
+    state: &mut SyncState,
+    ring: &Keyring,
+    cache_dir: &Path,
+    concurrency: usize,
+) -> Result<PassOutcome, (Option<String>, PassError)> {
+    let start = Instant::now();
+    let (checkout, mut objects) = fetch_render(spec, cache_dir).await.map_err(|e| (None, e))?;
+    let revision = checkout.revision.clone();
+    let fail = |e: PassError| (Some(revision.clone()), e);
+    let mut applier = Applier {
+        client,
+        memory: &mut state.memory,
+        concurrency,
+        timeout: spec.timeout,
+        owner: (&spec.namespace, &spec.name),
+    };
+    // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's
+    // own scope.
+    let crd_scopes: std::collections::HashMap<(String, String), bool> = objects
+        .iter()
+        .filter(|o| o.is_crd())
+        .filter_map(|o| {
+            let group = o.value.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = o.value.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            let namespaced = o.value.pointer("/spec/scope")?.as_str()? == "Namespaced";
+            Some(((group, kind), namespaced))
+        })
+        .collect();
+    for o in &mut objects {
+        let key = (o.group_version().0.to_owned(), o.kind().to_owned());
+        // SealedSecrets become Secrets and are never applied as such: no discovery needed.
+        let namespaced = match crd_scopes.get(&key) {
+            _ if o.is_sealed_secret() => true,
+            Some(n) => *n,
+            None => applier.is_namespaced(o).await.map_err(|e| fail(e.into()))?,
+        };
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+    }
+    let objects = open_all(objects, ring, spec.allow_plaintext).map_err(|e| fail(e.into()))?;
+    let report = applier
+        .apply_all(objects, &state.inventory, spec.prune, spec.allow_empty)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    state.inventory = report.inventory.clone();
+    state.last_applied_revision = Some(revision.clone());
+    Ok(PassOutcome {
+        revision,
+        report,
+        duration: start.elapsed(),
+    })
+}
+
+/// `--plan`: fetch, render and decrypt without a cluster, and describe what a pass would
+/// apply, Secret values redacted.
+pub async fn plan(
+    spec: &SyncSpec,
+    ring: &Keyring,
+    cache_dir: &Path,
+) -> Result<(String, Vec<serde_json::Value>), PassError> {
+    let (checkout, mut objects) = fetch_render(spec, cache_dir).await?;
+    for o in &mut objects {
+        let namespaced = !known_cluster_scoped(o.group_version().0, o.kind());
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+    }
+    let objects = open_all(objects, ring, spec.allow_plaintext)?;
+    let values = objects.iter().map(redacted).collect();
+    Ok((checkout.revision, values))
+}

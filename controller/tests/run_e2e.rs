@@ -1,0 +1,335 @@
+//! `gitseal-agent run` as a real process against the real control plane: a GitSync becomes
+//! Ready with its objects applied and its SealedSecret opened, and a canary secret value
+//! appears nowhere it must not (logs, Events, status, files the agent wrote). Later passes
+//! over an unchanged repository write nothing.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gitseal::SecretKey;
+use gitseal::sealing::{SealTarget, seal_secret};
+use gitseal_agent::crd::GitSync;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde_json::json;
+
+const CANARY: &str = "CANARY-run-4c2e9";
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}");
+}
+
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn apply_crds(client: &kube::Client) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
+        .expect("deploy/crds.yaml");
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).expect("crd");
+        let name = crd.metadata.name.clone().expect("name");
+        api.patch(
+            &name,
+            &PatchParams::apply("gitseal-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+        let cond = kube::runtime::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(api.clone(), &name, cond),
+        )
+        .await
+        .expect("established in time")
+        .expect("established");
+    }
+}
+
+async fn wait_for<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    f: F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn ready(gs: &GitSync) -> Option<bool> {
+    gs.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status == "True")
+}
+
+fn contains(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in walk(dir) {
+        if let Ok(bytes) = std::fs::read(&entry)
+            && bytes.windows(needle.len()).any(|w| w == needle)
+        {
+            hits.push(entry.display().to_string());
+        }
+    }
+    hits
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn gitsync_becomes_ready_and_never_leaks() {
+    let cp = gitseal_testenv::shared().await;
+    let client = cp.client();
+    apply_crds(&client).await;
+    let agent_ns = cp.namespace("agent").await;
+    let app_ns = cp.namespace("app").await;
+
+    // The cluster's sealing key, as the agent finds it.
+    let key = SecretKey::generate();
+    let keys: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
+    let identity = key.to_identity_file("2026-11-26T00:00:00Z");
+    keys.patch(
+        "sealing-key-1",
+        &PatchParams::apply("gitseal-test"),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sealing-key-1", "labels": {"gitseal.dev/sealing-key": "active"}},
+            "stringData": {"identity": identity.expose_secret()}
+        })),
+    )
+    .await
+    .expect("key secret");
+
+    // The repository: a ConfigMap and a SealedSecret for the app namespace.
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let mut s = gitseal::manifest::Secret {
+        name: Some("db".into()),
+        namespace: Some(app_ns.clone()),
+        ..Default::default()
+    };
+    s.data.insert(
+        "password".into(),
+        SecretSlice::from(CANARY.as_bytes().to_vec()),
+    );
+    let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
+    std::fs::write(
+        repo.join("apps/db.yaml"),
+        gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml),
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("apps/cm.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {app_ns}}}\ndata: {{a: b}}\n"),
+    )
+    .expect("write");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+
+    // The agent, as a process, verbose logs captured.
+    let cache = work.path().join("cache");
+    let log_path = work.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let _agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
+            .args([
+                "run",
+                "--namespace",
+                &agent_ns,
+                "--watch-namespace",
+                &app_ns,
+            ])
+            .args([
+                "--health-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("GITSEAL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts"),
+    );
+
+    let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
+    syncs
+        .patch(
+            "apps",
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "apps"},
+                "spec": {"url": format!("file://{}", repo.display()), "ref": {"branch": "main"},
+                         "path": "apps", "interval": "1s", "prune": true}
+            })),
+        )
+        .await
+        .expect("gitsync");
+
+    let gs = wait_for("GitSync Ready", || async {
+        let gs = syncs.get("apps").await.ok()?;
+        (ready(&gs) == Some(true)).then_some(gs)
+    })
+    .await;
+    let status = gs.status.clone().expect("status");
+    assert!(
+        status
+            .last_applied_revision
+            .as_deref()
+            .is_some_and(|r| r.starts_with("main@sha1:"))
+    );
+    assert_eq!(status.observed_generation, gs.metadata.generation);
+    assert_eq!(status.inventory.as_ref().map(|i| i.entries.len()), Some(2));
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &app_ns);
+    let secret = secrets.get("db").await.expect("secret");
+    assert_eq!(secret.data.expect("data")["password"].0, CANARY.as_bytes());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &app_ns);
+    let cm = cms.get("settings").await.expect("configmap");
+
+    // Several passes later (interval 1s) nothing was written again.
+    let gs_rv = gs.metadata.resource_version.clone();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let gs2 = syncs.get("apps").await.expect("gitsync");
+    assert_eq!(
+        gs2.metadata.resource_version, gs_rv,
+        "status rewritten by a no-op pass"
+    );
+    assert_eq!(
+        cms.get("settings")
+            .await
+            .expect("cm")
+            .metadata
+            .resource_version,
+        cm.metadata.resource_version
+    );
+
+    // A decryption failure shows in status and in an Event, without the value.
+    let other = SecretKey::generate();
+    let bad = seal_secret(&s, &[other.public().clone()], &SealTarget::default()).expect("seal");
+    std::fs::write(
+        repo.join("apps/db.yaml"),
+        gitseal::manifest::render([&bad.to_value()], gitseal::manifest::OutputFormat::Yaml),
+    )
+    .expect("write");
+    git(&repo, &["commit", "-q", "-am", "wrong key"]);
+    let gs = wait_for("GitSync not Ready", || async {
+        let gs = syncs.get("apps").await.ok()?;
+        (ready(&gs) == Some(false)).then_some(gs)
+    })
+    .await;
+    let status = gs.status.clone().expect("status");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no key in the ring")),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    );
+    assert!(
+        secrets.get_opt("db").await.expect("get").is_some(),
+        "nothing deleted on failure"
+    );
+
+    // The canary is nowhere: status, Events, logs, the agent's files.
+    let events: Api<Event> = Api::namespaced(client.clone(), &app_ns);
+    let evs = wait_for("a warning Event", || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning"))
+            .then_some(list)
+    })
+    .await;
+    let all_events = serde_json::to_string(&evs.items).expect("json");
+    let ev_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &app_ns,
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
+    );
+    let new_events = serde_json::to_string(
+        &ev_api
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items,
+    )
+    .expect("json");
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
+    for (what, text) in [
+        ("status", serde_json::to_string(&gs.status).expect("json")),
+        ("events", all_events),
+        ("events.k8s.io", new_events),
+        ("logs", std::fs::read_to_string(&log_path).expect("log")),
+    ] {
+        assert!(
+            !text.contains(CANARY) && !text.contains(&b64),
+            "canary found in {what}"
+        );
+    }
+    assert!(
+        contains(&cache, CANARY.as_bytes()).is_empty(),
+        "canary in a file the agent wrote"
+    );
+    assert!(
+        contains(&cache, b64.as_bytes()).is_empty(),
+        "canary in a file the agent wrote"
+    );
+    let logs = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        logs.contains("pass done"),
+        "the agent logged its passes:\n{logs}"
+    );
+}
