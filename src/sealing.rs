@@ -125,7 +125,6 @@ pub fn merge(
 #[error("spec.encryptedData.{key}: {error}")]
 pub struct UnsealError {
     pub key: String,
-    #[source]
     pub error: OpenError,
 }
 

@@ -14,24 +14,23 @@ use crate::object::Object;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecryptError {
-    #[error("{file}: document {document}: SealedSecret {object}: {message}")]
+    #[error("{file}: document {document}: {object}: {message}")]
     Invalid {
         file: String,
         document: usize,
         object: String,
         message: String,
     },
-    #[error("{file}: document {document}: SealedSecret {object}, key {key}: {error}")]
+    #[error("{file}: document {document}: {object}, key {key}: {error}")]
     Open {
         file: String,
         document: usize,
         object: String,
         key: String,
-        #[source]
         error: Box<OpenError>,
     },
     #[error(
-        "{file}: document {document}: plaintext Secret {object} with data found in git; seal it (gitseal seal) or set allowPlaintextSecrets"
+        "{file}: document {document}: plaintext {object} with data found in git; seal it (gitseal seal) or set allowPlaintextSecrets"
     )]
     Plaintext {
         file: String,

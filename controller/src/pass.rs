@@ -41,14 +41,31 @@ pub struct SyncState {
 #[non_exhaustive]
 pub enum PassError {
     #[error("fetch: {0}")]
-    Fetch(#[from] GitError),
+    Fetch(GitError),
     #[error("render: {0}")]
-    Render(#[from] RenderError),
+    Render(RenderError),
     #[error("decrypt: {0}")]
-    Decrypt(#[from] DecryptError),
+    Decrypt(DecryptError),
     #[error("apply: {0}")]
-    Apply(#[from] ApplyError),
+    Apply(ApplyError),
 }
+
+// The inner message is part of ours; no `source` chain, so it is not printed twice.
+macro_rules! from_inner {
+    ($($variant:ident($inner:ty)),*) => {$(
+        impl From<$inner> for PassError {
+            fn from(e: $inner) -> Self {
+                PassError::$variant(e)
+            }
+        }
+    )*};
+}
+from_inner!(
+    Fetch(GitError),
+    Render(RenderError),
+    Decrypt(DecryptError),
+    Apply(ApplyError)
+);
 
 impl PassError {
     /// Fixed label for metrics and the status reason.

@@ -29,7 +29,7 @@ pub enum RenderError {
         problem: String,
     },
     #[error("{0}")]
-    Manifest(#[from] gitseal::ManifestError),
+    Manifest(gitseal::ManifestError),
     #[error("duplicate object {id}: in {first} and in {second}")]
     Duplicate {
         id: String,
@@ -43,11 +43,14 @@ pub enum RenderError {
     #[error("no kustomize: install `kustomize` or `kubectl` (kubectl kustomize)")]
     NoKustomize,
     #[error("{file}: {error}")]
-    Io {
-        file: String,
-        #[source]
-        error: std::io::Error,
-    },
+    Io { file: String, error: std::io::Error },
+}
+
+// Messages carry the inner error's text; no `source` chain, so it is not printed twice.
+impl From<gitseal::ManifestError> for RenderError {
+    fn from(e: gitseal::ManifestError) -> Self {
+        RenderError::Manifest(e)
+    }
 }
 
 impl RenderError {
