@@ -171,6 +171,13 @@ async fn gitsync_becomes_ready_and_never_leaks() {
     let cache = work.path().join("cache");
     let log_path = work.path().join("agent.log");
     let log = std::fs::File::create(&log_path).expect("log file");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (health_port, metrics_port) = (port(), port());
     let _agent = Agent(
         Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
             .args([
@@ -180,12 +187,10 @@ async fn gitsync_becomes_ready_and_never_leaks() {
                 "--watch-namespace",
                 &app_ns,
             ])
-            .args([
-                "--health-addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
+            .arg("--health-addr")
+            .arg(format!("127.0.0.1:{health_port}"))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--cache-dir")
             .arg(&cache)
             .env("KUBECONFIG", cp.kubeconfig_path())
@@ -332,4 +337,34 @@ async fn gitsync_becomes_ready_and_never_leaks() {
         logs.contains("pass done"),
         "the agent logged its passes:\n{logs}"
     );
+
+    // Health and metrics endpoints.
+    assert!(http_get(health_port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(health_port, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = http_get(metrics_port, "/metrics");
+    for name in [
+        "gitseal_passes_total{result=\"ok\"}",
+        "gitseal_api_writes_total",
+        "gitseal_objects_applied_total",
+        "result=\"no_matching_key\"",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
+    }
+    assert!(!metrics.contains(CANARY));
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
 }
