@@ -221,8 +221,17 @@ async fn sync(args: SyncArgs) -> Result<ExitCode> {
         .await
         {
             Ok(outcome) => {
-                if state.inventory != before {
-                    inventory::save(&client, &args.namespace, &args.name, &state.inventory).await?;
+                if state.inventory != before
+                    && let Err(e) =
+                        inventory::save(&client, &args.namespace, &args.name, &state.inventory)
+                            .await
+                {
+                    // The pass itself succeeded; only pruning in a later run depends on this.
+                    tracing::warn!(
+                        namespace = %args.namespace,
+                        error = %gitseal_agent::apply::kube_message(&e),
+                        "inventory not saved; a later `sync` cannot prune what this one applied (does the namespace exist?)"
+                    );
                 }
                 tracing::info!(
                     revision = %outcome.revision,
