@@ -13,3 +13,4 @@ pub mod object;
 pub mod pass;
 pub mod render;
 pub mod runner;
+pub mod sealed;

@@ -15,7 +15,7 @@ use gitseal_agent::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::http::{HttpState, serve};
 use gitseal_agent::metrics::Metrics;
 use gitseal_agent::pass::{SyncSpec, SyncState, plan, run_pass};
-use gitseal_agent::{crd, inventory, keys, runner};
+use gitseal_agent::{crd, inventory, keys, runner, sealed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Watch GitSync objects and keep each source applied.
+    /// Watch GitSync objects (keep each source applied) and SealedSecret objects (unseal each).
     Run(RunArgs),
     /// One source from flags: for bootstrap, CI and the quick start.
     Sync(SyncArgs),
@@ -58,7 +58,7 @@ struct RunArgs {
     /// Objects applied at once within a stage.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// Only watch GitSyncs in this namespace (default: all namespaces).
+    /// Only watch GitSyncs and SealedSecrets in this namespace (default: all namespaces).
     #[arg(long)]
     watch_namespace: Option<String>,
 }
@@ -278,6 +278,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             serve(args.metrics_addr, state.clone()).await
         }
     };
+    let sealed_ctx = Arc::new(sealed::Context::new(client.clone(), args.namespace.clone()));
     let ctx = Arc::new(runner::Context::new(
         client,
         metrics,
@@ -289,7 +290,13 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     tokio::select! {
         r = health => r.context("health endpoint")?,
         r = metrics_srv => r.context("metrics endpoint")?,
-        () = runner::run(ctx, args.watch_namespace.as_deref()) => {}
+        // Both controllers stop on the same shutdown signal.
+        _ = async {
+            tokio::join!(
+                runner::run(ctx, args.watch_namespace.as_deref()),
+                sealed::run(sealed_ctx, args.watch_namespace.as_deref()),
+            )
+        } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
