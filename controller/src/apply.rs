@@ -72,12 +72,50 @@ pub fn kube_message(e: &kube::Error) -> String {
 }
 
 /// What the agent remembers of one object it applied: the hash of what it sent and the
-/// resourceVersion the server answered with. Kept in memory only (a hash of a Secret
+/// fingerprint of what the server answered with. Kept in memory only (a hash of a Secret
 /// must not be published).
 #[derive(Clone, PartialEq, Eq)]
 struct Applied {
     hash: [u8; 32],
-    resource_version: String,
+    fingerprint: String,
+}
+
+/// What identifies "the live object is still as the agent left it", from metadata alone
+/// (so one metadata LIST per kind answers it).
+///
+/// Objects with a `generation` (Deployments, CRs, …) change it on every spec change but not
+/// when a controller writes their status, so their fingerprint is the generation plus the
+/// values of the labels and annotations the agent sets; a busy Deployment whose status moves
+/// every second is not re-applied for it. Objects without a generation (ConfigMaps, Secrets,
+/// Services) have no status churn worth the name: their resourceVersion is the fingerprint.
+fn fingerprint(meta: &ObjectMeta, desired: &Object) -> String {
+    let Some(generation) = meta.generation else {
+        return format!(
+            "rv:{}",
+            meta.resource_version.as_deref().unwrap_or_default()
+        );
+    };
+    let mut h = Sha256::new();
+    for (field, live) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
+        let wanted = desired
+            .value
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(serde_json::Value::as_object);
+        for key in wanted.into_iter().flat_map(|m| m.keys()) {
+            h.update(field.as_bytes());
+            h.update(key.as_bytes());
+            h.update([0]);
+            if let Some(v) = live.as_ref().and_then(|l| l.get(key)) {
+                h.update(v.as_bytes());
+            }
+            h.update([0]);
+        }
+    }
+    let digest = h.finalize();
+    format!(
+        "gen:{generation}:{:02x}{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2], digest[3]
+    )
 }
 
 /// Per-source memory between passes: discovery results and what was applied.
@@ -160,11 +198,11 @@ impl Applier<'_> {
         )
     }
 
-    /// Live resourceVersions of this source's objects of one kind: one LIST call.
+    /// Live metadata of this source's objects of one kind: one LIST call.
     async fn live_versions(
         &self,
         ar: &ApiResource,
-    ) -> Result<HashMap<(Option<String>, String), String>, ApplyError> {
+    ) -> Result<HashMap<(Option<String>, String), ObjectMeta>, ApplyError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
         let list = api
             .list_metadata(&ListParams::default().labels(&self.selector()))
@@ -177,16 +215,11 @@ impl Applier<'_> {
             .items
             .into_iter()
             .map(|m| {
-                let ObjectMeta {
-                    namespace,
-                    name,
-                    resource_version,
-                    ..
-                } = m.metadata;
-                (
-                    (namespace, name.unwrap_or_default()),
-                    resource_version.unwrap_or_default(),
-                )
+                let key = (
+                    m.metadata.namespace.clone(),
+                    m.metadata.name.clone().unwrap_or_default(),
+                );
+                (key, m.metadata)
             })
             .collect())
     }
@@ -249,7 +282,8 @@ impl Applier<'_> {
             let r = self.resource(&o).await?;
             resolved.push((o, r));
         }
-        let mut live: HashMap<String, HashMap<(Option<String>, String), String>> = HashMap::new();
+        let mut live: HashMap<String, HashMap<(Option<String>, String), ObjectMeta>> =
+            HashMap::new();
         for (o, (ar, _)) in &resolved {
             if !live.contains_key(&ar.kind) && self.memory.applied.contains_key(&o.id()) {
                 let versions = self.live_versions(ar).await?;
@@ -265,7 +299,7 @@ impl Applier<'_> {
                     && live
                         .get(&r.0.kind)
                         .and_then(|m| m.get(&(id.namespace.clone(), id.name.clone())))
-                        == Some(&a.resource_version)
+                        .is_some_and(|meta| fingerprint(meta, &o) == a.fingerprint)
             });
             if unchanged {
                 report.unchanged += 1;
@@ -298,7 +332,7 @@ impl Applier<'_> {
                         o.id(),
                         Applied {
                             hash,
-                            resource_version: live.metadata.resource_version.unwrap_or_default(),
+                            fingerprint: fingerprint(&live.metadata, &o),
                         },
                         crd,
                     ))

@@ -213,6 +213,35 @@ async fn full_lifecycle_of_a_source() {
     );
     assert_eq!(replicas(deps.get("web").await.expect("get")), Some(2));
 
+    // A controller writing status (as the Deployment controller does all day) is not drift.
+    deps.patch_status(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"replicas": 2, "readyReplicas": 1}})),
+    )
+    .await
+    .expect("status write");
+    let w0 = h.counters.writes();
+    let out = h.pass().await.expect("status churn pass");
+    assert_eq!(out.report.applied.len(), 0, "{:?}", out.report);
+    assert_eq!(h.counters.writes() - w0, 0);
+
+    // Removing one of the agent's labels by hand is drift, and is put back.
+    deps.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(serde_json::json!([
+                {"op": "remove", "path": "/metadata/labels/gitseal.dev~1sync-name"}
+            ]))
+            .expect("patch"),
+        ),
+    )
+    .await
+    .expect("label edit");
+    let out = h.pass().await.expect("label drift pass");
+    assert_eq!(out.report.applied.len(), 1, "{:?}", out.report);
+
     // Files removed from git are pruned, except objects marked prune: disabled.
     repo.remove("apps/cm.yaml");
     repo.remove("apps/keep.yaml");
