@@ -46,7 +46,7 @@ pub const MANAGED_ANNOTATION: &str = "gitseal.dev/managed";
 /// to the SealedSecret or its Secret are seen at once through the watches).
 const RESYNC: Duration = Duration::from_secs(3600);
 /// Time before retrying a SealedSecret that failed (a key may be added, a Secret annotated).
-const RETRY: Duration = Duration::from_secs(30);
+const RETRY: Duration = Duration::from_secs(15);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -440,7 +440,7 @@ async fn write_status(
     ctx: &Context,
     ss: &SealedSecret,
     mut status: SealedSecretStatus,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let old = ss.status.clone().unwrap_or_default();
     // A condition whose status did not change keeps its transition time.
     for c in &mut status.conditions {
@@ -453,7 +453,7 @@ async fn write_status(
         }
     }
     if same_status(&status, &old) {
-        return Ok(());
+        return Ok(false);
     }
     let ns = ss.namespace().unwrap_or_default();
     let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -472,7 +472,7 @@ async fn write_status(
         object: format!("{ns}/{}", ss.name_any()),
         message: format!("writing status: {}", kube_message(&e)),
     })?;
-    Ok(())
+    Ok(true)
 }
 
 async fn event(ctx: &Context, ss: &SealedSecret, warning: bool, reason: &str, note: String) {
@@ -527,7 +527,13 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
                 )
                 .await;
             }
-            write_status(&ctx, &ss, status).await?;
+            let wrote_status = write_status(&ctx, &ss, status).await?;
+            tracing::debug!(
+                sealedsecret = %object,
+                wrote_secret = change != Change::Unchanged,
+                wrote_status,
+                "sealedsecret reconciled"
+            );
             Ok(Action::requeue(RESYNC))
         }
         Err(f) => {
@@ -544,7 +550,13 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
             if !repeated {
                 event(&ctx, &ss, true, f.reason, f.message.clone()).await;
             }
-            write_status(&ctx, &ss, status).await?;
+            let wrote_status = write_status(&ctx, &ss, status).await?;
+            tracing::debug!(
+                sealedsecret = %object,
+                wrote_secret = false,
+                wrote_status,
+                "sealedsecret reconciled"
+            );
             if f.transient {
                 return Err(Error::Kube {
                     object,

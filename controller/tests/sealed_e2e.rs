@@ -1,0 +1,571 @@
+//! The SealedSecret controller of `gitseal-agent run`, as a real process against the real
+//! control plane: SealedSecrets applied directly (as kubectl or Argo CD would) become Secrets
+//! they own; changes, deleted Secrets and deleted SealedSecrets are followed; Secrets it does
+//! not own are left alone unless annotated; copies fail on their scope; an unchanged
+//! SealedSecret reconciled again writes nothing; and a canary value appears nowhere it must not.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gitseal::sealing::{SealTarget, seal_secret};
+use gitseal::{Scope, SecretKey};
+use gitseal_agent::crd::SealedSecret;
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde_json::{Value, json};
+
+const CANARY: &str = "CANARY-sealed-8d1f3";
+const TEST_MANAGER: &str = "gitseal-test";
+
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One agent watching one fresh namespace, with its own fresh key namespace.
+struct Env {
+    client: kube::Client,
+    app_ns: String,
+    key: SecretKey,
+    log_path: PathBuf,
+    metrics_port: u16,
+    _work: tempfile::TempDir,
+    _agent: Agent,
+}
+
+async fn apply_crds(client: &kube::Client) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
+        .expect("deploy/crds.yaml");
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).expect("crd");
+        let name = crd.metadata.name.clone().expect("name");
+        api.patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+        let cond = kube::runtime::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(api.clone(), &name, cond),
+        )
+        .await
+        .expect("established in time")
+        .expect("established");
+    }
+}
+
+async fn start(prefix: &str) -> Env {
+    let cp = gitseal_testenv::shared().await;
+    let client = cp.client();
+    apply_crds(&client).await;
+    let agent_ns = cp.namespace(&format!("{prefix}-agent")).await;
+    let app_ns = cp.namespace(&format!("{prefix}-app")).await;
+
+    let key = SecretKey::generate();
+    let keys: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
+    let identity = key.to_identity_file("2026-11-26T00:00:00Z");
+    keys.patch(
+        "sealing-key-1",
+        &PatchParams::apply(TEST_MANAGER),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sealing-key-1", "labels": {"gitseal.dev/sealing-key": "active"}},
+            "stringData": {"identity": identity.expose_secret()}
+        })),
+    )
+    .await
+    .expect("key secret");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let log_path = work.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (health_port, metrics_port) = (port(), port());
+    let agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
+            .args([
+                "run",
+                "--namespace",
+                &agent_ns,
+                "--watch-namespace",
+                &app_ns,
+            ])
+            .arg("--health-addr")
+            .arg(format!("127.0.0.1:{health_port}"))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .arg("--cache-dir")
+            .arg(work.path().join("cache"))
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("GITSEAL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts"),
+    );
+    Env {
+        client,
+        app_ns,
+        key,
+        log_path,
+        metrics_port,
+        _work: work,
+        _agent: agent,
+    }
+}
+
+impl Env {
+    fn sealed(&self) -> Api<SealedSecret> {
+        Api::namespaced(self.client.clone(), &self.app_ns)
+    }
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.app_ns)
+    }
+
+    /// A SealedSecret manifest for `name` holding `password`, sealed for `sealed_ns` with
+    /// `scope`, placed in this namespace.
+    fn manifest(&self, name: &str, sealed_ns: &str, scope: Scope, password: &str) -> Value {
+        let mut s = gitseal::Secret {
+            name: Some(name.into()),
+            namespace: Some(sealed_ns.into()),
+            type_: Some("gitseal.dev/test".into()),
+            labels: BTreeMap::from([("app".into(), "db".into())]),
+            annotations: BTreeMap::from([("team".into(), "storage".into())]),
+            ..Default::default()
+        };
+        s.data.insert(
+            "password".into(),
+            SecretSlice::from(password.as_bytes().to_vec()),
+        );
+        s.data
+            .insert("username".into(), SecretSlice::from(b"admin".to_vec()));
+        let target = SealTarget {
+            scope: Some(scope),
+            ..Default::default()
+        };
+        let sealed = seal_secret(&s, &[self.key.public().clone()], &target).expect("seal");
+        let mut v = serde_json::to_value(sealed.to_value()).expect("json");
+        v["metadata"]["namespace"] = json!(self.app_ns);
+        v
+    }
+
+    async fn apply(&self, manifest: &Value) -> SealedSecret {
+        let name = manifest["metadata"]["name"].as_str().expect("name");
+        self.sealed()
+            .patch(
+                name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(manifest),
+            )
+            .await
+            .expect("apply SealedSecret")
+    }
+
+    async fn wait_ready(&self, name: &str, status: &str, reason: &str) -> SealedSecret {
+        wait_for(
+            &format!("{name} Ready={status} reason {reason}"),
+            || async {
+                let ss = self.sealed().get(name).await.ok()?;
+                let c = ready(&ss)?;
+                (c.status == status
+                    && c.reason == reason
+                    && ss.status.as_ref()?.observed_generation == ss.metadata.generation)
+                    .then_some(ss)
+            },
+        )
+        .await
+    }
+
+    async fn events(&self, name: &str) -> Vec<Event> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.app_ns);
+        let list = api.list(&ListParams::default()).await.expect("events");
+        list.items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object.kind.as_deref() == Some("SealedSecret")
+                    && e.involved_object.name.as_deref() == Some(name)
+            })
+            .collect()
+    }
+
+    async fn wait_event(&self, name: &str, type_: &str, reason: &str) -> Event {
+        wait_for(&format!("{type_} event {reason} on {name}"), || async {
+            self.events(name)
+                .await
+                .into_iter()
+                .find(|e| e.type_.as_deref() == Some(type_) && e.reason.as_deref() == Some(reason))
+        })
+        .await
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).expect("agent log")
+    }
+
+    fn api_writes(&self) -> u64 {
+        let metrics = http_get(self.metrics_port, "/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("gitseal_api_writes_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no gitseal_api_writes_total in:\n{metrics}"))
+    }
+
+    /// Waits until the agent made no write for two seconds; returns its write count.
+    async fn settled_writes(&self) -> u64 {
+        let mut last = self.api_writes();
+        let start = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = self.api_writes();
+            if now == last {
+                return now;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "agent never settles"
+            );
+            last = now;
+        }
+    }
+
+    /// The secret value is nowhere in the agent's logs, this namespace's Events (both APIs)
+    /// or any SealedSecret status.
+    async fn assert_no_leak(&self) {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
+        let core: Api<Event> = Api::namespaced(self.client.clone(), &self.app_ns);
+        let core =
+            serde_json::to_string(&core.list(&ListParams::default()).await.expect("ev").items)
+                .expect("json");
+        let ev_api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &self.app_ns,
+            &kube::discovery::ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
+        );
+        let new = serde_json::to_string(
+            &ev_api
+                .list(&ListParams::default())
+                .await
+                .expect("events")
+                .items,
+        )
+        .expect("json");
+        let statuses: Vec<_> = self
+            .sealed()
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|s| s.status)
+            .collect();
+        let logs = self.logs();
+        assert!(
+            logs.contains("sealedsecret reconciled"),
+            "agent logs:\n{logs}"
+        );
+        for (what, text) in [
+            ("status", serde_json::to_string(&statuses).expect("json")),
+            ("events", core),
+            ("events.k8s.io", new),
+            ("logs", logs),
+        ] {
+            assert!(
+                !text.contains(CANARY) && !text.contains(&b64),
+                "canary found in {what}"
+            );
+        }
+    }
+}
+
+async fn wait_for<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    f: F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn ready(ss: &SealedSecret) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    ss.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+fn value(s: &Secret, key: &str) -> Option<Vec<u8>> {
+    s.data.as_ref()?.get(key).map(|v| v.0.clone())
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[tokio::test]
+async fn sealed_secret_lifecycle() {
+    let env = start("sealed-life").await;
+    let v1 = format!("{CANARY}-one");
+    let ss = env
+        .apply(&env.manifest("db", &env.app_ns, Scope::Strict, &v1))
+        .await;
+    let uid = ss.uid().expect("uid");
+
+    // Opened into a Secret it owns, shaped by the template; Ready; a Normal event.
+    let ss = env.wait_ready("db", "True", "Unsealed").await;
+    let secret = env.secrets().get("db").await.expect("secret");
+    assert_eq!(value(&secret, "password"), Some(v1.as_bytes().to_vec()));
+    assert_eq!(value(&secret, "username"), Some(b"admin".to_vec()));
+    assert_eq!(secret.type_.as_deref(), Some("gitseal.dev/test"));
+    assert_eq!(secret.labels().get("app").map(String::as_str), Some("db"));
+    assert_eq!(
+        secret.annotations().get("team").map(String::as_str),
+        Some("storage")
+    );
+    let owners = secret.owner_references();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].uid, uid);
+    assert_eq!(owners[0].kind, "SealedSecret");
+    assert_eq!(owners[0].api_version, "gitseal.dev/v1alpha1");
+    assert_eq!(owners[0].controller, Some(true));
+    assert_eq!(owners[0].block_owner_deletion, Some(true));
+    assert_eq!(
+        ss.status.as_ref().and_then(|s| s.observed_generation),
+        ss.metadata.generation
+    );
+    let ev = env.wait_event("db", "Normal", "Unsealed").await;
+    assert!(ev.message.as_deref().is_some_and(|m| m.contains("created")));
+
+    // Reconciled again with nothing to change: zero writes. A label on the SealedSecret
+    // (metadata: no new generation) makes the agent reconcile it again.
+    let writes = env.settled_writes().await;
+    let secret_rv = env
+        .secrets()
+        .get("db")
+        .await
+        .expect("get")
+        .resource_version();
+    let events_before = env.events("db").await.len();
+    let reconciled = || env.logs().matches("sealedsecret reconciled").count();
+    let before = reconciled();
+    let mut touched = env.manifest("db", &env.app_ns, Scope::Strict, &v1);
+    // The same ciphertexts as applied (a new seal would differ): only a label is added.
+    touched["spec"] = serde_json::to_value(&ss.spec).expect("spec");
+    touched["metadata"]["labels"] = json!({"touched": "yes"});
+    let touched_rv = env.apply(&touched).await.resource_version();
+    wait_for("a reconcile after the label", || async {
+        (reconciled() > before).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        env.api_writes(),
+        writes,
+        "the agent wrote on a no-op reconcile"
+    );
+    assert_eq!(
+        env.sealed()
+            .get("db")
+            .await
+            .expect("get")
+            .resource_version(),
+        touched_rv,
+        "SealedSecret status rewritten"
+    );
+    assert_eq!(
+        env.secrets()
+            .get("db")
+            .await
+            .expect("get")
+            .resource_version(),
+        secret_rv,
+        "Secret rewritten"
+    );
+    assert_eq!(env.events("db").await.len(), events_before, "new events");
+
+    // A new value updates the Secret and the observed generation.
+    let v2 = format!("{CANARY}-two");
+    let ss = env
+        .apply(&env.manifest("db", &env.app_ns, Scope::Strict, &v2))
+        .await;
+    let generation = ss.metadata.generation;
+    wait_for("the Secret updated", || async {
+        let s = env.secrets().get("db").await.ok()?;
+        (value(&s, "password")? == v2.as_bytes()).then_some(())
+    })
+    .await;
+    let ss = env.wait_ready("db", "True", "Unsealed").await;
+    assert_eq!(
+        ss.status.as_ref().and_then(|s| s.observed_generation),
+        generation
+    );
+
+    // A deleted Secret comes back.
+    let old_uid = env.secrets().get("db").await.expect("get").uid();
+    env.secrets()
+        .delete("db", &DeleteParams::default())
+        .await
+        .expect("delete secret");
+    let back = wait_for("the Secret recreated", || async {
+        let s = env.secrets().get_opt("db").await.ok()??;
+        (s.uid() != old_uid).then_some(s)
+    })
+    .await;
+    assert_eq!(value(&back, "password"), Some(v2.as_bytes().to_vec()));
+    assert_eq!(back.owner_references()[0].uid, uid);
+
+    // Deleting the SealedSecret removes its Secret (garbage collection).
+    env.sealed()
+        .delete("db", &DeleteParams::default())
+        .await
+        .expect("delete sealed");
+    wait_for("the Secret garbage-collected", || async {
+        env.secrets()
+            .get_opt("db")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    env.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn unowned_secrets_and_moved_copies_are_refused() {
+    let env = start("sealed-refuse").await;
+
+    // An existing Secret that no SealedSecret owns is not taken over.
+    let original = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "taken"},
+        "stringData": {"password": "original"}
+    });
+    env.secrets()
+        .patch(
+            "taken",
+            &PatchParams::apply(TEST_MANAGER),
+            &Patch::Apply(&original),
+        )
+        .await
+        .expect("unmanaged secret");
+    let v = format!("{CANARY}-taken");
+    env.apply(&env.manifest("taken", &env.app_ns, Scope::Strict, &v))
+        .await;
+    let ss = env.wait_ready("taken", "False", "SecretExists").await;
+    let msg = &ready(&ss).expect("ready").message;
+    assert!(msg.contains("gitseal.dev/managed"), "{msg}");
+    env.wait_event("taken", "Warning", "SecretExists").await;
+    let s = env.secrets().get("taken").await.expect("get");
+    assert_eq!(value(&s, "password"), Some(b"original".to_vec()));
+    assert!(s.owner_references().is_empty());
+    assert!(value(&s, "username").is_none());
+
+    // Annotated gitseal.dev/managed=true, it is taken over.
+    env.secrets()
+        .patch(
+            "taken",
+            &PatchParams::apply("someone"),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "taken", "annotations": {"gitseal.dev/managed": "true"}}
+            })),
+        )
+        .await
+        .expect("annotate");
+    let s = wait_for("the Secret taken over", || async {
+        let s = env.secrets().get("taken").await.ok()?;
+        (value(&s, "password")? == v.as_bytes()).then_some(s)
+    })
+    .await;
+    assert_eq!(s.owner_references()[0].uid, ss.uid().expect("uid"));
+    assert_eq!(s.type_.as_deref(), Some("gitseal.dev/test"));
+    env.wait_ready("taken", "True", "Unsealed").await;
+
+    // A SealedSecret sealed for another namespace and copied here fails on its scope.
+    env.apply(&env.manifest("moved", "elsewhere", Scope::Strict, CANARY))
+        .await;
+    let ss = env.wait_ready("moved", "False", "ScopeMismatch").await;
+    let msg = &ready(&ss).expect("ready").message;
+    assert!(
+        msg.contains("scope mismatch") && msg.contains("elsewhere"),
+        "{msg}"
+    );
+    let status = ss.status.as_ref().expect("status");
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True")
+    );
+    env.wait_event("moved", "Warning", "ScopeMismatch").await;
+    assert!(env.secrets().get_opt("moved").await.expect("get").is_none());
+
+    // Scope `cluster` (read from the gitseal.dev/scope annotation) opens anywhere.
+    env.apply(&env.manifest("anywhere", "elsewhere", Scope::Cluster, CANARY))
+        .await;
+    env.wait_ready("anywhere", "True", "Unsealed").await;
+    let s = env.secrets().get("anywhere").await.expect("get");
+    assert_eq!(value(&s, "password"), Some(CANARY.as_bytes().to_vec()));
+
+    // A failure reconciled again writes nothing more (no new event, same status).
+    let writes = env.settled_writes().await;
+    let rv = env
+        .sealed()
+        .get("moved")
+        .await
+        .expect("get")
+        .resource_version();
+    let events = env.events("moved").await.len();
+    tokio::time::sleep(Duration::from_secs(17)).await; // longer than the retry interval
+    assert_eq!(env.api_writes(), writes, "writes while retrying a failure");
+    assert_eq!(
+        env.sealed()
+            .get("moved")
+            .await
+            .expect("get")
+            .resource_version(),
+        rv
+    );
+    assert_eq!(env.events("moved").await.len(), events);
+
+    env.assert_no_leak().await;
+}
