@@ -49,7 +49,7 @@ for n in range(n_ns):
     for i in range(per * 2 // 5):
         docs.append(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, namespace: {ns}}}\ndata: {{key: value-{i}, other: '{i * 7}'}}\n")
     for i in range(per // 5):
-        docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: {ns}}}\nspec: {{selector: {{app: app-{i}}}, ports: [{{port: 80}}]}}\n")
+        docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: {ns}}}\nspec: {{clusterIP: None, selector: {{app: app-{i}}}, ports: [{{port: 80}}]}}\n")
         docs.append(f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app-{i}, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: app-{i}}}}}\n  template:\n    metadata: {{labels: {{app: app-{i}}}}}\n    spec: {{containers: [{{name: app, image: 'nginx:1.27'}}]}}\n")
     with open(os.path.join(d, f"{ns}.yaml"), "w") as f:
         f.write("---\n".join(docs))
@@ -71,6 +71,7 @@ git -C "$work/repo" -c user.name=b -c user.email=b@example.invalid commit -q -m 
 objects=$(grep -h '^kind:' -r "$work/repo/apps" | grep -vc Namespace)
 echo "objects: $objects (+ $N_NS namespaces)" >&2
 
+# Services are headless: the test control plane's service range is small.
 # 1. kubectl apply --server-side of the decrypted objects (namespaces first, like the agent).
 start=$(date +%s.%N)
 kubectl apply --server-side --field-manager bench -f "$work/plain" -R > /dev/null 2>"$work/kubectl.err" || {
@@ -85,6 +86,7 @@ kubectl_s=$(echo "$(date +%s.%N) - $start" | bc)
 agent_pid=$!
 for _ in $(seq 1 600); do
   [ "$(grep -c 'pass done' "$work/agent.log")" -ge 4 ] && break
+  grep -q 'pass failed' "$work/agent.log" && { grep 'pass failed' "$work/agent.log" | head -3 >&2; exit 1; }
   sleep 0.5
 done
 hwm=$(awk '/VmHWM/ {print $2, $3}' "/proc/$agent_pid/status")

@@ -78,6 +78,25 @@ pub fn kube_message(e: &kube::Error) -> String {
 struct Applied {
     hash: [u8; 32],
     fingerprint: String,
+    /// The labels and annotations the agent sets on it (part of the fingerprint).
+    managed: Vec<(&'static str, String)>,
+    /// Discovery key of its kind, to list it again.
+    kind: (String, String, String),
+}
+
+/// The label and annotation keys an object sets.
+fn managed_keys(desired: &Object) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for field in ["labels", "annotations"] {
+        if let Some(m) = desired
+            .value
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(serde_json::Value::as_object)
+        {
+            out.extend(m.keys().map(|k| (field, k.clone())));
+        }
+    }
+    out
 }
 
 /// What identifies "the live object is still as the agent left it", from metadata alone
@@ -88,7 +107,7 @@ struct Applied {
 /// values of the labels and annotations the agent sets; a busy Deployment whose status moves
 /// every second is not re-applied for it. Objects without a generation (ConfigMaps, Secrets,
 /// Services) have no status churn worth the name: their resourceVersion is the fingerprint.
-fn fingerprint(meta: &ObjectMeta, desired: &Object) -> String {
+fn fingerprint(meta: &ObjectMeta, managed: &[(&'static str, String)]) -> String {
     let Some(generation) = meta.generation else {
         return format!(
             "rv:{}",
@@ -96,20 +115,19 @@ fn fingerprint(meta: &ObjectMeta, desired: &Object) -> String {
         );
     };
     let mut h = Sha256::new();
-    for (field, live) in [("labels", &meta.labels), ("annotations", &meta.annotations)] {
-        let wanted = desired
-            .value
-            .pointer(&format!("/metadata/{field}"))
-            .and_then(serde_json::Value::as_object);
-        for key in wanted.into_iter().flat_map(|m| m.keys()) {
-            h.update(field.as_bytes());
-            h.update(key.as_bytes());
-            h.update([0]);
-            if let Some(v) = live.as_ref().and_then(|l| l.get(key)) {
-                h.update(v.as_bytes());
-            }
-            h.update([0]);
+    for (field, key) in managed {
+        let live = if *field == "labels" {
+            &meta.labels
+        } else {
+            &meta.annotations
+        };
+        h.update(field.as_bytes());
+        h.update(key.as_bytes());
+        h.update([0]);
+        if let Some(v) = live.as_ref().and_then(|l| l.get(key)) {
+            h.update(v.as_bytes());
         }
+        h.update([0]);
     }
     let digest = h.finalize();
     format!(
@@ -224,6 +242,40 @@ impl Applier<'_> {
             .collect())
     }
 
+    /// Whether every object applied before is still as the agent left it, from one metadata
+    /// LIST per kind and nothing else (no render, no decryption). False when nothing is
+    /// remembered yet.
+    pub async fn nothing_drifted(&self) -> Result<bool, ApplyError> {
+        if self.memory.applied.is_empty() {
+            return Ok(false);
+        }
+        let mut by_kind: HashMap<&(String, String, String), Vec<(&ObjectId, &Applied)>> =
+            HashMap::new();
+        for (id, a) in &self.memory.applied {
+            by_kind.entry(&a.kind).or_default().push((id, a));
+        }
+        for (kind, objects) in by_kind {
+            let Some((ar, _)) = self.memory.resources.get(kind) else {
+                return Ok(false);
+            };
+            let live = self.live_versions(ar).await?;
+            for (id, a) in objects {
+                let same = live
+                    .get(&(id.namespace.clone(), id.name.clone()))
+                    .is_some_and(|meta| fingerprint(meta, &a.managed) == a.fingerprint);
+                if !same {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Number of objects remembered from earlier passes.
+    pub fn remembered(&self) -> usize {
+        self.memory.applied.len()
+    }
+
     /// Applies every object, stage by stage, and prunes what left the inventory.
     pub async fn apply_all(
         &mut self,
@@ -299,7 +351,7 @@ impl Applier<'_> {
                     && live
                         .get(&r.0.kind)
                         .and_then(|m| m.get(&(id.namespace.clone(), id.name.clone())))
-                        .is_some_and(|meta| fingerprint(meta, &o) == a.fingerprint)
+                        .is_some_and(|meta| fingerprint(meta, &a.managed) == a.fingerprint)
             });
             if unchanged {
                 report.unchanged += 1;
@@ -328,11 +380,15 @@ impl Applier<'_> {
                             message: kube_message(&e),
                         })?;
                     let crd = o.is_crd().then(|| o.name().to_owned());
+                    let managed = managed_keys(&o);
+                    let (g, v) = o.group_version();
                     Ok::<_, ApplyError>((
                         o.id(),
                         Applied {
                             hash,
-                            fingerprint: fingerprint(&live.metadata, &o),
+                            fingerprint: fingerprint(&live.metadata, &managed),
+                            managed,
+                            kind: (g.to_owned(), v.to_owned(), o.kind().to_owned()),
                         },
                         crd,
                     ))
