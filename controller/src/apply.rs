@@ -81,8 +81,11 @@ struct Applied {
     /// The labels and annotations the agent sets on it (part of the fingerprint).
     managed: Vec<(&'static str, String)>,
     /// Discovery key of its kind, to list it again.
-    kind: (String, String, String),
+    kind: KindKey,
 }
+
+/// (group, version, kind): how discovery results are cached.
+type KindKey = (String, String, String);
 
 /// The label and annotation keys an object sets.
 fn managed_keys(desired: &Object) -> Vec<(&'static str, String)> {
@@ -139,7 +142,7 @@ fn fingerprint(meta: &ObjectMeta, managed: &[(&'static str, String)]) -> String 
 /// Per-source memory between passes: discovery results and what was applied.
 #[derive(Default)]
 pub struct ApplyMemory {
-    resources: HashMap<(String, String, String), (ApiResource, ApiCapabilities)>,
+    resources: HashMap<KindKey, (ApiResource, ApiCapabilities)>,
     applied: HashMap<ObjectId, Applied>,
 }
 
@@ -249,8 +252,7 @@ impl Applier<'_> {
         if self.memory.applied.is_empty() {
             return Ok(false);
         }
-        let mut by_kind: HashMap<&(String, String, String), Vec<(&ObjectId, &Applied)>> =
-            HashMap::new();
+        let mut by_kind: HashMap<&KindKey, Vec<(&ObjectId, &Applied)>> = HashMap::new();
         for (id, a) in &self.memory.applied {
             by_kind.entry(&a.kind).or_default().push((id, a));
         }
