@@ -475,7 +475,16 @@ async fn write_status(
     Ok(true)
 }
 
-async fn event(ctx: &Context, ss: &SealedSecret, warning: bool, reason: &str, note: String) {
+/// Publishes an Event. The Recorder folds an Event with the same type, reason and action
+/// into a series that keeps the first note, so each kind of change has its own action.
+async fn event(
+    ctx: &Context,
+    ss: &SealedSecret,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ev = Event {
         type_: if warning {
             EventType::Warning
@@ -484,7 +493,7 @@ async fn event(ctx: &Context, ss: &SealedSecret, warning: bool, reason: &str, no
         },
         reason: reason.into(),
         note: Some(note.chars().take(1000).collect()),
-        action: "Unseal".into(),
+        action: action.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &ss.object_ref(&())).await {
@@ -512,10 +521,10 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
             let message = format!("Secret {name} holds the {keys} unsealed key(s)");
             status.conditions = vec![condition(true, "Unsealed", &message, generation)];
             if change != Change::Unchanged {
-                let verb = match change {
-                    Change::Created => "created",
-                    Change::Recreated => "recreated",
-                    Change::Updated | Change::Unchanged => "updated",
+                let (verb, action) = match change {
+                    Change::Created => ("created", "Create"),
+                    Change::Recreated => ("recreated", "Recreate"),
+                    Change::Updated | Change::Unchanged => ("updated", "Update"),
                 };
                 tracing::info!(sealedsecret = %object, secret = %name, keys, action = verb, "unsealed");
                 event(
@@ -523,6 +532,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
                     &ss,
                     false,
                     "Unsealed",
+                    action,
                     format!("Secret {name} {verb} with {keys} key(s)"),
                 )
                 .await;
@@ -548,7 +558,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
             let repeated = old_ready
                 .is_some_and(|c| c.status == "False" && c.reason == f.reason && c.message == shown);
             if !repeated {
-                event(&ctx, &ss, true, f.reason, f.message.clone()).await;
+                event(&ctx, &ss, true, f.reason, "Unseal", f.message.clone()).await;
             }
             let wrote_status = write_status(&ctx, &ss, status).await?;
             tracing::debug!(

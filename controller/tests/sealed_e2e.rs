@@ -67,7 +67,109 @@ async fn apply_crds(client: &kube::Client) {
     }
 }
 
+/// Binds the agent's RBAC from deploy/rbac.yaml (its ClusterRole, and its Role in the agent
+/// namespace) to a fresh ServiceAccount and writes a kubeconfig holding that account's token.
+async fn least_privilege_kubeconfig(
+    client: &kube::Client,
+    agent_ns: &str,
+    dir: &std::path::Path,
+) -> PathBuf {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let cp = gitseal_testenv::shared().await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
+        .expect("deploy/rbac.yaml");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
+        .collect();
+    let find = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == "gitseal-agent")
+            .cloned()
+            .unwrap_or_else(|| panic!("deploy/rbac.yaml has no {kind} gitseal-agent"))
+    };
+    let pp = PatchParams::apply(TEST_MANAGER).force();
+    let subject =
+        json!([{"kind": "ServiceAccount", "name": "gitseal-agent", "namespace": agent_ns}]);
+    // The ClusterRole under a name of its own, so tests do not share it.
+    let role_name = format!("gitseal-agent-{agent_ns}");
+    let mut cr = find("ClusterRole");
+    cr["metadata"] = json!({"name": role_name});
+    let crs: Api<ClusterRole> = Api::all(client.clone());
+    crs.patch(&role_name, &pp, &Patch::Apply(&cr))
+        .await
+        .expect("cluster role");
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let crb = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": role_name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": subject,
+    });
+    crbs.patch(&role_name, &pp, &Patch::Apply(&crb))
+        .await
+        .expect("cluster role binding");
+    let mut role = find("Role");
+    role["metadata"] = json!({"name": "gitseal-agent", "namespace": agent_ns});
+    let roles: Api<Role> = Api::namespaced(client.clone(), agent_ns);
+    roles
+        .patch("gitseal-agent", &pp, &Patch::Apply(&role))
+        .await
+        .expect("role");
+    let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), agent_ns);
+    let rb = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "gitseal-agent", "namespace": agent_ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gitseal-agent"},
+        "subjects": subject,
+    });
+    rbs.patch("gitseal-agent", &pp, &Patch::Apply(&rb))
+        .await
+        .expect("role binding");
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), agent_ns);
+    sas.patch(
+        "gitseal-agent",
+        &pp,
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                             "metadata": {"name": "gitseal-agent"}})),
+    )
+    .await
+    .expect("service account");
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let token = sas
+        .create_token_request("gitseal-agent", &Default::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("token status")
+        .token
+        .expect("token");
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "test", "cluster": {
+            "server": cp.server(), "certificate-authority": cp.ca_file()}}],
+        "users": [{"name": "gitseal-agent", "user": {"token": token}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "gitseal-agent"}}],
+        "current-context": "test",
+    });
+    let path = dir.join("agent.kubeconfig");
+    std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("kubeconfig");
+    path
+}
+
 async fn start(prefix: &str) -> Env {
+    start_with(prefix, false).await
+}
+
+/// `least_privilege`: the agent runs as a ServiceAccount holding only deploy/rbac.yaml's rules.
+async fn start_with(prefix: &str, least_privilege: bool) -> Env {
     let cp = gitseal_testenv::shared().await;
     let client = cp.client();
     apply_crds(&client).await;
@@ -90,6 +192,11 @@ async fn start(prefix: &str) -> Env {
     .expect("key secret");
 
     let work = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = if least_privilege {
+        least_privilege_kubeconfig(&client, &agent_ns, work.path()).await
+    } else {
+        cp.kubeconfig_path().to_owned()
+    };
     let log_path = work.path().join("agent.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let port = || {
@@ -114,7 +221,7 @@ async fn start(prefix: &str) -> Env {
             .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--cache-dir")
             .arg(work.path().join("cache"))
-            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("KUBECONFIG", &kubeconfig)
             .env("GITSEAL_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -436,6 +543,13 @@ async fn sealed_secret_lifecycle() {
         ss.status.as_ref().and_then(|s| s.observed_generation),
         generation
     );
+    wait_for("a Normal event saying the Secret was updated", || async {
+        env.events("db").await.into_iter().find(|e| {
+            e.type_.as_deref() == Some("Normal")
+                && e.message.as_deref().is_some_and(|m| m.contains("updated"))
+        })
+    })
+    .await;
 
     // A deleted Secret comes back.
     let old_uid = env.secrets().get("db").await.expect("get").uid();
@@ -567,5 +681,59 @@ async fn unowned_secrets_and_moved_copies_are_refused() {
     );
     assert_eq!(env.events("moved").await.len(), events);
 
+    env.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn least_privilege_agent_recreates_immutable_secrets() {
+    // Only deploy/rbac.yaml's rules: create, update (patch), delete and recreate all work.
+    let env = start_with("sealed-rbac", true).await;
+    let frozen = |password: &str| {
+        let mut m = env.manifest("frozen", &env.app_ns, Scope::Strict, password);
+        m["spec"]["template"]["immutable"] = json!(true);
+        m
+    };
+    let v1 = format!("{CANARY}-frozen-1");
+    env.apply(&frozen(&v1)).await;
+    env.wait_ready("frozen", "True", "Unsealed").await;
+    let s = env.secrets().get("frozen").await.expect("get");
+    assert_eq!(s.immutable, Some(true));
+    assert_eq!(value(&s, "password"), Some(v1.as_bytes().to_vec()));
+
+    // An immutable Secret cannot be updated: the agent deletes and recreates it.
+    let v2 = format!("{CANARY}-frozen-2");
+    env.apply(&frozen(&v2)).await;
+    let back = wait_for("the immutable Secret recreated", || async {
+        let n = env.secrets().get_opt("frozen").await.ok()??;
+        (n.uid() != s.uid() && value(&n, "password")? == v2.as_bytes()).then_some(n)
+    })
+    .await;
+    assert_eq!(back.immutable, Some(true));
+    env.wait_ready("frozen", "True", "Unsealed").await;
+    wait_for("a Normal event saying the Secret was recreated", || async {
+        env.events("frozen").await.into_iter().find(|e| {
+            e.type_.as_deref() == Some("Normal")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("recreated"))
+        })
+    })
+    .await;
+
+    // A deleted Secret comes back under the same least privilege.
+    env.secrets()
+        .delete("frozen", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for("the Secret recreated after deletion", || async {
+        let n = env.secrets().get_opt("frozen").await.ok()??;
+        (n.uid() != back.uid()).then_some(())
+    })
+    .await;
+    let logs = env.logs();
+    assert!(
+        !logs.contains("(403)") && !logs.contains("forbidden"),
+        "forbidden requests:\n{logs}"
+    );
     env.assert_no_leak().await;
 }
