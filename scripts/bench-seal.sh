@@ -17,7 +17,7 @@ peers="${GITSEAL_CACHE_DIR:-$HOME/.cache/gitseal}/peers"
 mkdir -p "$peers"
 if [ "${PEERS:-1}" = 1 ]; then
   [ -x "$peers/sops" ] || GOBIN="$peers" GOFLAGS=-mod=mod go install github.com/getsops/sops/v3/cmd/sops@v3.13.3 2>/dev/null || echo "bench: sops could not be built; skipped" >&2
-  [ -x "$peers/kubeseal" ] || GOBIN="$peers" go install github.com/bitnami-labs/sealed-secrets/cmd/kubeseal@v0.40.0 2>/dev/null || echo "bench: kubeseal could not be built; skipped" >&2
+  [ -x "$peers/kubeseal" ] || GOBIN="$peers" GOFLAGS=-mod=mod go install github.com/bitnami-labs/sealed-secrets/cmd/kubeseal@v0.27.1 2>/dev/null || echo "bench: kubeseal could not be built; skipped" >&2
 fi
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
