@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rayon::prelude::*;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::format::{self, OpenError, SealError};
@@ -108,15 +109,23 @@ pub fn merge(
     data: &BTreeMap<String, SecretSlice<u8>>,
     recipients: &[PublicKey],
 ) -> Result<(), FieldError> {
-    for (key, value) in data {
-        let binding = binding_of(sealed, key)?;
-        let ct =
-            format::seal(value.expose_secret(), recipients, &binding).map_err(|e| match e {
-                SealError::NoRecipients => field_err("", e.to_string()),
-                _ => field_err(format!("data.{key}"), e.to_string()),
+    // Every value gets its own age file (one X25519 operation per recipient): spread
+    // them over the cores.
+    let sealed_ref = &*sealed;
+    let cts: Vec<(String, Vec<u8>)> = data
+        .par_iter()
+        .map(|(key, value)| {
+            let binding = binding_of(sealed_ref, key)?;
+            let ct = format::seal(value.expose_secret(), recipients, &binding).map_err(|e| {
+                match e {
+                    SealError::NoRecipients => field_err("", e.to_string()),
+                    _ => field_err(format!("data.{key}"), e.to_string()),
+                }
             })?;
-        sealed.encrypted_data.insert(key.clone(), ct);
-    }
+            Ok((key.clone(), ct))
+        })
+        .collect::<Result<_, FieldError>>()?;
+    sealed.encrypted_data.extend(cts);
     Ok(())
 }
 
