@@ -82,6 +82,95 @@ pub enum KeysCommand {
         #[arg(short, long, value_name = "FILE")]
         identity: Option<PathBuf>,
     },
+    /// Print the cluster's sealing key (a recipients file for `seal -R`).
+    Fetch {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Write the recipients file to FILE instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List the cluster's sealing keys: id, state, age, last use.
+    List {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Ask the agent for a new active sealing key now, and wait for it.
+    Rotate {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// How long to wait for the agent.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Retire a sealing key: it no longer opens anything. Refused while a SealedSecret
+    /// still needs it, unless --force.
+    Retire {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Key id (8 hex digits, see `gitseal keys list`).
+        #[arg(value_name = "ID", value_parser = key_id)]
+        id: gitseal::KeyId,
+        /// Retire even though SealedSecrets still need the key (they stop opening).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Export every sealing key (private!), age-encrypted to a recipient.
+    Backup {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Encrypt the backup to this public key (age1…); repeatable.
+        #[arg(
+            short = 'r',
+            long = "recipient",
+            value_name = "AGE1…",
+            required_unless_present = "plaintext"
+        )]
+        recipients: Vec<String>,
+        /// Write the backup to FILE (created 0600) instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Write the private keys unencrypted.
+        #[arg(long, conflicts_with = "recipients")]
+        plaintext: bool,
+        /// Replace FILE if it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Re-create the key Secrets from a backup; the agent uses them at once.
+    Restore {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Identity file that opens the backup (not needed for a --plaintext backup).
+        #[arg(short, long, value_name = "FILE")]
+        identity: Vec<PathBuf>,
+        /// The backup file.
+        #[arg(short = 'f', long = "file", value_name = "BACKUP")]
+        file: PathBuf,
+    },
+}
+
+fn key_id(s: &str) -> Result<gitseal::KeyId, String> {
+    s.parse().map_err(|()| {
+        format!(
+            "`{}` is not a key id (8 lowercase hex digits, see `gitseal keys list`)",
+            gitseal::scope::printable(s)
+        )
+    })
+}
+
+/// Which cluster and agent namespace, found like kubectl finds them.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The agent's namespace.
+    #[arg(long, default_value = "gitseal-system", value_parser = k8s_namespace)]
+    pub namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]

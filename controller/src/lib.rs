@@ -7,6 +7,8 @@ pub mod decrypt;
 pub mod git;
 pub mod http;
 pub mod inventory;
+pub mod key_manager;
+pub mod key_usage;
 pub mod keys;
 pub mod metrics;
 pub mod object;

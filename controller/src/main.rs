@@ -61,6 +61,9 @@ struct RunArgs {
     /// Only watch GitSyncs and SealedSecrets in this namespace (default: all namespaces).
     #[arg(long)]
     watch_namespace: Option<String>,
+    /// A new active sealing key when the newest is older than this; `0` = never.
+    #[arg(long, default_value = "720h", value_parser = humantime::parse_duration)]
+    key_renewal: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -266,9 +269,17 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     let client = counting_client(config, counters.clone())?;
     let metrics = Arc::new(Metrics::new(counters));
     let ready = Arc::new(AtomicBool::new(false));
+    let key_store = keys::KeyStore::new();
+    let key_manager = gitseal_agent::key_manager::KeyManager::new(
+        client.clone(),
+        args.namespace.clone(),
+        Some(args.key_renewal).filter(|d| !d.is_zero()),
+        key_store.clone(),
+    );
     let state = HttpState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        keys: Some(key_store.clone()),
     };
     let health = serve(args.health_addr, state.clone());
     let metrics_srv = async {
@@ -279,17 +290,21 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         }
     };
     let sealed_ctx = Arc::new(sealed::Context::new(client.clone(), args.namespace.clone()));
-    let ctx = Arc::new(runner::Context::new(
-        client,
-        metrics,
-        args.namespace.clone(),
-        args.cache_dir.clone(),
-        args.concurrency,
-    ));
+    let ctx = Arc::new(
+        runner::Context::new(
+            client,
+            metrics,
+            args.namespace.clone(),
+            args.cache_dir.clone(),
+            args.concurrency,
+        )
+        .with_keys(key_store),
+    );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {
         r = health => r.context("health endpoint")?,
         r = metrics_srv => r.context("metrics endpoint")?,
+        () = key_manager.run() => {}
         // Both controllers stop on the same shutdown signal.
         _ = async {
             tokio::join!(

@@ -38,6 +38,8 @@ pub struct Context {
     pub cache_dir: PathBuf,
     pub concurrency: usize,
     pub recorder: Recorder,
+    /// The sealing keys, kept current by the key manager (`None`: read them each pass).
+    pub keys: Option<crate::keys::KeyStore>,
     states: Mutex<HashMap<SourceKey, Arc<Mutex<SyncState>>>>,
 }
 
@@ -69,8 +71,15 @@ impl Context {
             cache_dir,
             concurrency,
             recorder,
+            keys: None,
             states: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Uses `keys` for every pass instead of listing the key Secrets each time.
+    pub fn with_keys(mut self, keys: crate::keys::KeyStore) -> Self {
+        self.keys = Some(keys);
+        self
     }
 }
 
@@ -300,9 +309,15 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         // After a restart the inventory comes back from status, so pruning still works.
         state.inventory = inv.entries.clone();
     }
-    let ring = crate::keys::load_ring(&ctx.client, &ctx.namespace)
-        .await
-        .map_err(|e| Error::Kube(crate::apply::kube_message(&e)))?;
+    let ring = match &ctx.keys {
+        Some(keys) => {
+            keys.ready().await;
+            keys.ring()
+        }
+        None => crate::keys::load_ring(&ctx.client, &ctx.namespace)
+            .await
+            .map_err(|e| Error::Kube(crate::apply::kube_message(&e)))?,
+    };
     ctx.metrics.sealing_keys.set(ring.len() as i64);
     let timer = std::time::Instant::now();
     let result = run_pass(
@@ -343,6 +358,16 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 entries: outcome.report.inventory.clone(),
             });
             status.last_error = None;
+            if let Some(keys) = &ctx.keys {
+                keys.record_pass(
+                    &ctx.client,
+                    &ctx.namespace,
+                    &spec,
+                    &ctx.cache_dir,
+                    &outcome.revision,
+                )
+                .await;
+            }
             tracing::info!(
                 gitsync = %format!("{}/{}", key.0, key.1),
                 revision = %outcome.revision,

@@ -1,4 +1,4 @@
-//! `gitseal keys generate | public`.
+//! `gitseal keys generate | public`; the cluster-side commands are in `cluster_keys`.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -41,5 +41,6 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
             }
             Ok(())
         }
+        cluster => super::cluster_keys::run(cluster),
     }
 }

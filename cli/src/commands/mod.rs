@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check;
+pub mod cluster_keys;
 pub mod create;
 pub mod keys;
 pub mod reseal;

@@ -1,0 +1,583 @@
+//! Cluster sealing keys end to end, against the real control plane with the agent as a
+//! process and the `gitseal` CLI as a process: generation and publication, sealing with
+//! fetched keys, rotation, offline reseal, retire refused while in use, backup, loss of
+//! every key Secret and restore without a restart. Nothing secret in the agent's logs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use gitseal::SecretKey;
+use gitseal_agent::crd::GitSync;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+const CANARY: &str = "CANARY-keys-7d1f0";
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}");
+}
+
+struct Agent(std::process::Child, PathBuf);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("agent log (last lines, newest first):\n{}", tail.join("\n"));
+        }
+    }
+}
+
+async fn apply_crds(client: &kube::Client) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
+        .expect("deploy/crds.yaml");
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).expect("crd");
+        let name = crd.metadata.name.clone().expect("name");
+        api.patch(
+            &name,
+            &PatchParams::apply("gitseal-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+        let cond = kube::runtime::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(api.clone(), &name, cond),
+        )
+        .await
+        .expect("established in time")
+        .expect("established");
+    }
+}
+
+async fn wait_for<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    f: F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The `gitseal` binary, built beside the agent.
+fn cli_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_gitseal-agent")).with_file_name("gitseal");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "gitseal-cli", "--bin", "gitseal"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building gitseal");
+    bin
+}
+
+struct Cli {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    namespace: String,
+    dir: PathBuf,
+}
+
+impl Cli {
+    fn raw(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args(args)
+            .current_dir(&self.dir)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("gitseal runs")
+    }
+    /// `gitseal keys SUB --kubeconfig … --namespace … ARGS`.
+    fn keys(&self, sub: &str, args: &[&str]) -> Output {
+        let kc = self.kubeconfig.display().to_string();
+        let mut all = vec![
+            "keys",
+            sub,
+            "--kubeconfig",
+            &kc,
+            "--namespace",
+            &self.namespace,
+        ];
+        all.extend_from_slice(args);
+        self.raw(&all)
+    }
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+fn published(cm: &ConfigMap) -> Vec<serde_json::Value> {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get("keys.json"))
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
+fn active_ids(cm: &ConfigMap) -> Vec<String> {
+    published(cm)
+        .iter()
+        .filter(|k| k["state"] == "active")
+        .map(|k| k["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn ready_at(gs: &GitSync) -> Option<(bool, String)> {
+    let st = gs.status.as_ref()?;
+    let c = st.conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((
+        c.status == "True",
+        st.last_applied_revision.clone().unwrap_or_default(),
+    ))
+}
+
+fn head(repo: &Path) -> String {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .expect("git");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn header_ids(sealed_yaml: &str) -> Vec<String> {
+    let v: serde_yaml::Value = serde_yaml::from_str(sealed_yaml).expect("yaml");
+    let data = v["spec"]["encryptedData"]
+        .as_mapping()
+        .expect("encryptedData");
+    let mut ids = Vec::new();
+    for (_, b) in data {
+        let ct = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            b.as_str().expect("b64"),
+        )
+        .expect("b64");
+        ids.extend(
+            gitseal::inspect(&ct)
+                .expect("header")
+                .key_ids
+                .iter()
+                .map(|k| k.to_string()),
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn keys_generated_published_rotated_retired_backed_up_restored() {
+    let cp = gitseal_testenv::shared().await;
+    let client = cp.client();
+    apply_crds(&client).await;
+    let agent_ns = cp.namespace("keys-agent").await;
+    let app_ns = cp.namespace("keys-app").await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let cli = Cli {
+        bin: cli_bin(),
+        kubeconfig: cp.kubeconfig_path().to_owned(),
+        namespace: agent_ns.clone(),
+        dir: work.path().to_owned(),
+    };
+
+    // The agent, with no key at all.
+    let log_path = work.path().join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let health_port = port();
+    let mut agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
+            .args([
+                "run",
+                "--namespace",
+                &agent_ns,
+                "--watch-namespace",
+                &app_ns,
+            ])
+            .args(["--key-renewal", "0"])
+            .arg("--health-addr")
+            .arg(format!("127.0.0.1:{health_port}"))
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{health_port}"))
+            .arg("--cache-dir")
+            .arg(work.path().join("cache"))
+            .env("KUBECONFIG", cp.kubeconfig_path())
+            .env("GITSEAL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("agent starts"),
+        log_path.clone(),
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &agent_ns);
+    let key_secrets: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
+
+    // 1. A key is generated and published: ConfigMap, /v1/keys, `keys fetch`.
+    let cm = wait_for("public keys ConfigMap", || async {
+        let cm = cms.get_opt("gitseal-public-keys").await.ok()??;
+        (active_ids(&cm).len() == 1).then_some(cm)
+    })
+    .await;
+    let key1 = active_ids(&cm)[0].clone();
+    let s1 = key_secrets
+        .get(&format!("gitseal-key-{key1}"))
+        .await
+        .expect("key Secret");
+    assert_eq!(
+        s1.metadata.labels.as_ref().expect("labels")["gitseal.dev/sealing-key"],
+        "active"
+    );
+    assert!(
+        s1.metadata.annotations.as_ref().expect("annotations")["gitseal.dev/created"]
+            .ends_with('Z')
+    );
+    let pub1 = published(&cm)[0]["publicKey"]
+        .as_str()
+        .expect("publicKey")
+        .to_owned();
+    let served = wait_for("/v1/keys", || async {
+        let r = http_get(health_port, "/v1/keys");
+        r.contains(&pub1).then_some(r)
+    })
+    .await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(!served.contains("AGE-SECRET-KEY"));
+    ok(&cli.keys("fetch", &["-o", "k1.txt"]), "keys fetch");
+    let k1_file = std::fs::read_to_string(work.path().join("k1.txt")).expect("k1.txt");
+    assert!(k1_file.contains(&pub1), "{k1_file}");
+    assert_eq!(
+        ok(&cli.keys("fetch", &[]), "keys fetch")
+            .trim_end()
+            .lines()
+            .last(),
+        Some(pub1.as_str())
+    );
+
+    // 2. Seal with the fetched key; a GitSync opens it; usage records key 1.
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    let secret_yaml = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {app_ns}}}\nstringData: {{password: {CANARY}}}\n"
+    );
+    std::fs::write(work.path().join("db-secret.yaml"), &secret_yaml).expect("write");
+    ok(
+        &cli.raw(&[
+            "seal",
+            "-f",
+            "db-secret.yaml",
+            "-R",
+            "k1.txt",
+            "-w",
+            "repo/apps/db.yaml",
+        ]),
+        "seal",
+    );
+    let sealed1 = std::fs::read_to_string(repo.join("apps/db.yaml")).expect("sealed");
+    assert_eq!(header_ids(&sealed1), vec![key1.clone()]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
+    syncs
+        .patch(
+            "apps",
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "apps"},
+                "spec": {"url": format!("file://{}", repo.display()), "ref": {"branch": "main"},
+                         "path": "apps", "interval": "1s", "prune": true}
+            })),
+        )
+        .await
+        .expect("gitsync");
+    let applied = |rev: String| {
+        let syncs = syncs.clone();
+        async move {
+            wait_for(&format!("GitSync Ready at {rev}"), || async {
+                let gs = syncs.get("apps").await.ok()?;
+                let (ready, at) = ready_at(&gs)?;
+                (ready && at.ends_with(&rev)).then_some(())
+            })
+            .await
+        }
+    };
+    applied(head(&repo)).await;
+    let app_secrets: Api<Secret> = Api::namespaced(client.clone(), &app_ns);
+    let db = app_secrets.get("db").await.expect("db");
+    assert_eq!(db.data.expect("data")["password"].0, CANARY.as_bytes());
+    let usage_of = |id: String| {
+        let cms = cms.clone();
+        async move {
+            let cm = cms.get_opt("gitseal-key-usage").await.ok()??;
+            let text = cm.data?.get(&id)?.clone();
+            serde_json::from_str::<serde_json::Value>(&text).ok()
+        }
+    };
+    let object = format!("{app_ns}/db");
+    wait_for("usage of key 1", || async {
+        let u = usage_of(key1.clone()).await?;
+        (u["objects"][0]["object"] == object.as_str()).then_some(())
+    })
+    .await;
+    // Unchanged repository: the usage ConfigMap is not written again.
+    let rv = cms
+        .get("gitseal-key-usage")
+        .await
+        .expect("usage")
+        .metadata
+        .resource_version;
+    let pub_rv = cms
+        .get("gitseal-public-keys")
+        .await
+        .expect("public")
+        .metadata
+        .resource_version;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        cms.get("gitseal-key-usage")
+            .await
+            .expect("usage")
+            .metadata
+            .resource_version,
+        rv,
+        "usage rewritten by a no-op pass"
+    );
+    assert_eq!(
+        cms.get("gitseal-public-keys")
+            .await
+            .expect("pub")
+            .metadata
+            .resource_version,
+        pub_rv,
+        "public keys rewritten without a change"
+    );
+
+    // 3. Rotate: key 2 seals, key 1 still opens.
+    let out = cli.keys("rotate", &[]);
+    let pub2 = ok(&out, "keys rotate").trim().to_owned();
+    assert!(pub2.starts_with("age1") && pub2 != pub1, "{pub2}");
+    let cm = cms.get("gitseal-public-keys").await.expect("cm");
+    let active = active_ids(&cm);
+    assert_eq!(active.len(), 2, "{active:?}");
+    let key2 = active.iter().find(|k| **k != key1).expect("key 2").clone();
+    ok(&cli.keys("fetch", &["-o", "k2.txt"]), "keys fetch");
+    let k2_file = std::fs::read_to_string(work.path().join("k2.txt")).expect("k2");
+    assert!(k2_file.contains(&pub2) && !k2_file.contains(&pub1));
+    std::fs::write(
+        repo.join("apps/cm.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {app_ns}}}\ndata: {{a: b}}\n"),
+    )
+    .expect("write");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "after rotation"]);
+    applied(head(&repo)).await;
+    std::fs::write(
+        work.path().join("other.yaml"),
+        secret_yaml.replace("name: db", "name: other"),
+    )
+    .expect("write");
+    ok(
+        &cli.raw(&[
+            "seal",
+            "-f",
+            "other.yaml",
+            "-R",
+            "k2.txt",
+            "-w",
+            "other-sealed.yaml",
+        ]),
+        "seal",
+    );
+    let other = std::fs::read_to_string(work.path().join("other-sealed.yaml")).expect("sealed");
+    assert_eq!(header_ids(&other), vec![key2.clone()]);
+
+    // 4. Retiring key 1 is refused while the repository needs it.
+    let out = cli.keys("retire", &[&key1]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("still needed") && stderr(&out).contains(&object),
+        "{}",
+        stderr(&out)
+    );
+
+    // 5. Backups: only with a recipient or --plaintext, always 0600.
+    let out = cli.keys("backup", &["-o", "nothing.age"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!work.path().join("nothing.age").exists());
+    let backup_key = SecretKey::generate();
+    let id_path = work.path().join("backup-id.txt");
+    std::fs::write(
+        &id_path,
+        backup_key
+            .to_identity_file("2026-11-26T00:00:00Z")
+            .expose_secret(),
+    )
+    .expect("write");
+    std::fs::set_permissions(&id_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let backup_pub = backup_key.public().to_string();
+    ok(
+        &cli.keys("backup", &["-r", &backup_pub, "-o", "keys.age"]),
+        "keys backup",
+    );
+    ok(
+        &cli.keys("backup", &["--plaintext", "-o", "keys.txt"]),
+        "keys backup --plaintext",
+    );
+    let out = cli.keys("backup", &["-r", &backup_pub, "-o", "keys.age"]);
+    assert_eq!(out.status.code(), Some(1), "no silent overwrite");
+    for f in ["keys.age", "keys.txt"] {
+        let mode = std::fs::metadata(work.path().join(f))
+            .expect("backup")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let enc = std::fs::read(work.path().join("keys.age")).expect("read");
+    assert!(enc.starts_with(b"age-encryption.org/v1"));
+    assert!(!enc.windows(14).any(|w| w == b"AGE-SECRET-KEY"));
+    let plain = std::fs::read_to_string(work.path().join("keys.txt")).expect("read");
+    assert_eq!(plain.matches("AGE-SECRET-KEY-1").count(), 2);
+
+    // 6. Offline reseal of the repository to key 2 (the plaintext backup is an identity
+    //    file), applied; then key 1 is no longer needed and retires.
+    ok(
+        &cli.raw(&["reseal", "-i", "keys.txt", "-R", "k2.txt", "repo/apps"]),
+        "reseal",
+    );
+    let sealed2 = std::fs::read_to_string(repo.join("apps/db.yaml")).expect("sealed");
+    assert_eq!(header_ids(&sealed2), vec![key2.clone()]);
+    git(&repo, &["commit", "-q", "-am", "resealed to key 2"]);
+    applied(head(&repo)).await;
+    wait_for("key 1 unused", || async {
+        let u = usage_of(key1.clone()).await?;
+        u["objects"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    ok(&cli.keys("retire", &[&key1]), "keys retire");
+    let s1 = key_secrets
+        .get(&format!("gitseal-key-{key1}"))
+        .await
+        .expect("key 1");
+    assert_eq!(
+        s1.metadata.labels.as_ref().expect("labels")["gitseal.dev/sealing-key"],
+        "retired"
+    );
+    wait_for("key 1 shown retired", || async {
+        let cm = cms.get("gitseal-public-keys").await.ok()?;
+        (active_ids(&cm) == vec![key2.clone()]).then_some(())
+    })
+    .await;
+    let listed = ok(&cli.keys("list", &[]), "keys list");
+    assert!(
+        listed.contains(&key1) && listed.contains("retired"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&key2) && listed.contains(&object),
+        "{listed}"
+    );
+
+    // 7. Every key Secret lost: the agent makes a new key, and the repository stops
+    //    opening; the encrypted backup restores the keys and it opens again, no restart.
+    key_secrets
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("gitseal.dev/sealing-key"),
+        )
+        .await
+        .expect("delete keys");
+    // A new commit makes the agent open the SealedSecret again (an unchanged commit is
+    // not decrypted again).
+    std::fs::write(
+        repo.join("apps/cm.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: {app_ns}}}\ndata: {{a: c}}\n"),
+    )
+    .expect("write");
+    git(&repo, &["commit", "-q", "-am", "after key loss"]);
+    wait_for("GitSync failing without keys", || async {
+        let gs = syncs.get("apps").await.ok()?;
+        (!ready_at(&gs)?.0).then_some(())
+    })
+    .await;
+    let id_arg = id_path.display().to_string();
+    ok(
+        &cli.keys("restore", &["-i", &id_arg, "-f", "keys.age"]),
+        "keys restore",
+    );
+    applied(head(&repo)).await;
+    assert!(
+        agent.0.try_wait().expect("agent").is_none(),
+        "the agent kept running"
+    );
+    let cm = cms.get("gitseal-public-keys").await.expect("cm");
+    let active = active_ids(&cm);
+    // Restored as backed up (key 1 was still active then), beside the key made meanwhile.
+    assert!(
+        active.contains(&key2) && active.contains(&key1) && active.len() == 3,
+        "{active:?}"
+    );
+    let out = cli.keys("restore", &["-f", "keys.age"]);
+    assert_eq!(out.status.code(), Some(1), "encrypted backup needs -i");
+
+    // 8. Nothing secret in the agent's logs.
+    let logs = std::fs::read_to_string(&log_path).expect("log");
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
+    for bad in ["AGE-SECRET-KEY", CANARY, &b64] {
+        assert!(!logs.contains(bad), "{bad} in the agent log");
+    }
+    assert!(logs.contains("new active sealing key"), "{logs}");
+}
