@@ -289,7 +289,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             serve(args.metrics_addr, state.clone()).await
         }
     };
-    let sealed_ctx = Arc::new(sealed::Context::new(client.clone(), args.namespace.clone()));
+    let sealed_ctx = Arc::new(
+        sealed::Context::new(client.clone(), args.namespace.clone()).with_keys(key_store.clone()),
+    );
     let ctx = Arc::new(
         runner::Context::new(
             client,

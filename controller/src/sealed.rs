@@ -54,6 +54,8 @@ pub struct Context {
     /// The agent's own namespace (sealing keys live there).
     pub namespace: String,
     pub recorder: Recorder,
+    /// The agent's always-current keys; without it, keys are listed on each reconcile.
+    pub keys: Option<crate::keys::KeyStore>,
 }
 
 impl std::fmt::Debug for Context {
@@ -75,7 +77,14 @@ impl Context {
             client,
             namespace,
             recorder,
+            keys: None,
         }
+    }
+
+    /// Uses the key store for keys and records which key opens each SealedSecret.
+    pub fn with_keys(mut self, keys: crate::keys::KeyStore) -> Self {
+        self.keys = Some(keys);
+        self
     }
 }
 
@@ -328,10 +337,33 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
         .clone()
         .ok_or_else(|| Failure::new("InvalidSpec", "the SealedSecret has no uid yet"))?;
     let core = to_core(ss)?;
-    let ring = crate::keys::load_ring(&ctx.client, &ctx.namespace)
-        .await
-        .map_err(|e| Failure::api("reading the sealing keys", &e))?;
+    let ring = match &ctx.keys {
+        Some(store) => {
+            store.ready().await;
+            store.ring()
+        }
+        None => crate::keys::load_ring(&ctx.client, &ctx.namespace)
+            .await
+            .map_err(|e| Failure::api("reading the sealing keys", &e))?,
+    };
     let want = desired(ss, open(&core, &ring)?, &uid);
+    if let (Some(store), Ok(value)) = (&ctx.keys, serde_json::to_value(ss)) {
+        // Which key this object needs, for `gitseal keys list` and `keys retire`; written
+        // only when it changes.
+        let object = format!("{ns}/{name}");
+        let uses = [crate::key_usage::uses_of(object.clone(), &value)];
+        if let Err(e) = store
+            .record_usage(
+                &ctx.client,
+                &ctx.namespace,
+                &format!("sealedsecret:{object}"),
+                &uses,
+            )
+            .await
+        {
+            tracing::warn!(object = %object, error = %crate::apply::kube_message(&e), "could not record key usage");
+        }
+    }
     let keys = want.data.len();
 
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
