@@ -116,12 +116,11 @@ pub fn merge(
         .par_iter()
         .map(|(key, value)| {
             let binding = binding_of(sealed_ref, key)?;
-            let ct = format::seal(value.expose_secret(), recipients, &binding).map_err(|e| {
-                match e {
+            let ct =
+                format::seal(value.expose_secret(), recipients, &binding).map_err(|e| match e {
                     SealError::NoRecipients => field_err("", e.to_string()),
                     _ => field_err(format!("data.{key}"), e.to_string()),
-                }
-            })?;
+                })?;
             Ok((key.clone(), ct))
         })
         .collect::<Result<_, FieldError>>()?;
