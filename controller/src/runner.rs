@@ -29,6 +29,17 @@ use crate::pass::{SyncSpec, SyncState, run_pass};
 /// A GitSync's namespace and name.
 type SourceKey = (String, String);
 
+/// The agent's Event recorder (reporting controller `gitseal-agent`, instance = the pod).
+pub fn event_recorder(client: &kube::Client) -> Recorder {
+    Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "gitseal-agent".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    )
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -57,13 +68,7 @@ impl Context {
         cache_dir: PathBuf,
         concurrency: usize,
     ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "gitseal-agent".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = event_recorder(&client);
         Context {
             client,
             metrics,

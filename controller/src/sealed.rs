@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -66,13 +66,7 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     pub fn new(client: kube::Client, namespace: String) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "gitseal-agent".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = crate::runner::event_recorder(&client);
         Context {
             client,
             namespace,

@@ -3,10 +3,14 @@
 //! fetched keys, rotation, offline reseal, retire refused while in use, backup, loss of
 //! every key Secret and restore without a restart. Nothing secret in the agent's logs.
 
+mod common;
+
+use common::{apply_crds, http_get, wait_for};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gitseal::SecretKey;
 use gitseal_agent::crd::GitSync;
@@ -38,49 +42,6 @@ impl Drop for Agent {
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
             eprintln!("agent log (last lines, newest first):\n{}", tail.join("\n"));
         }
-    }
-}
-
-async fn apply_crds(client: &kube::Client) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
-        .expect("deploy/crds.yaml");
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).expect("crd");
-        let name = crd.metadata.name.clone().expect("name");
-        api.patch(
-            &name,
-            &PatchParams::apply("gitseal-test").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply crd");
-        let cond = kube::runtime::conditions::is_crd_established();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            kube::runtime::wait::await_condition(api.clone(), &name, cond),
-        )
-        .await
-        .expect("established in time")
-        .expect("established");
-    }
-}
-
-async fn wait_for<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    f: F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -140,19 +101,6 @@ fn ok(out: &Output, what: &str) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
 }
 
 fn published(cm: &ConfigMap) -> Vec<serde_json::Value> {

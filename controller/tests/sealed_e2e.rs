@@ -4,6 +4,10 @@
 //! not own are left alone unless annotated; copies fail on their scope; an unchanged
 //! SealedSecret reconciled again writes nothing; and a canary value appears nowhere it must not.
 
+mod common;
+
+use common::{apply_crds, http_get, wait_for};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -39,32 +43,6 @@ struct Env {
     metrics_port: u16,
     _work: tempfile::TempDir,
     _agent: Agent,
-}
-
-async fn apply_crds(client: &kube::Client) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
-        .expect("deploy/crds.yaml");
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).expect("crd");
-        let name = crd.metadata.name.clone().expect("name");
-        api.patch(
-            &name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply crd");
-        let cond = kube::runtime::conditions::is_crd_established();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            kube::runtime::wait::await_condition(api.clone(), &name, cond),
-        )
-        .await
-        .expect("established in time")
-        .expect("established");
-    }
 }
 
 /// Binds the agent's RBAC from deploy/rbac.yaml (its ClusterRole, and its Role in the agent
@@ -404,23 +382,6 @@ impl Env {
     }
 }
 
-async fn wait_for<T, F: Fn() -> Fut, Fut: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    f: F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn ready(ss: &SealedSecret) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     ss.status
         .as_ref()?
@@ -431,19 +392,6 @@ fn ready(ss: &SealedSecret) -> Option<&k8s_openapi::apimachinery::pkg::apis::met
 
 fn value(s: &Secret, key: &str) -> Option<Vec<u8>> {
     s.data.as_ref()?.get(key).map(|v| v.0.clone())
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
 }
 
 #[tokio::test]
