@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{apply_crds, http_get, wait_for};
+use common::{apply_crds, http_get, spawn_agent, wait_for};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,20 +29,6 @@ fn git(dir: &Path, args: &[&str]) {
         .output()
         .expect("git runs");
     assert!(out.status.success(), "git {args:?}");
-}
-
-struct Agent(std::process::Child, PathBuf);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("agent log (last lines, newest first):\n{}", tail.join("\n"));
-        }
-    }
 }
 
 /// The `gitseal` binary, built beside the agent.
@@ -176,40 +162,14 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     };
 
     // The agent, with no key at all.
-    let log_path = work.path().join("agent.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    };
-    let health_port = port();
-    let mut agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
-            .args([
-                "run",
-                "--namespace",
-                &agent_ns,
-                "--watch-namespace",
-                &app_ns,
-            ])
-            .args(["--key-renewal", "0"])
-            .arg("--health-addr")
-            .arg(format!("127.0.0.1:{health_port}"))
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{health_port}"))
-            .arg("--cache-dir")
-            .arg(work.path().join("cache"))
-            .env("KUBECONFIG", cp.kubeconfig_path())
-            .env("GITSEAL_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("agent starts"),
-        log_path.clone(),
+    let mut agent = spawn_agent(
+        cp.kubeconfig_path(),
+        &agent_ns,
+        &app_ns,
+        work.path(),
+        &["--key-renewal", "0"],
     );
+    let health_port = agent.health_port;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &agent_ns);
     let key_secrets: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
 
@@ -507,10 +467,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
         "keys restore",
     );
     applied(head(&repo)).await;
-    assert!(
-        agent.0.try_wait().expect("agent").is_none(),
-        "the agent kept running"
-    );
+    assert!(agent.running(), "the agent kept running");
     let cm = cms.get("gitseal-public-keys").await.expect("cm");
     let active = active_ids(&cm);
     // Restored as backed up (key 1 was still active then), beside the key made meanwhile.
@@ -522,7 +479,12 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     assert_eq!(out.status.code(), Some(1), "encrypted backup needs -i");
 
     // 8. Nothing secret in the agent's logs.
-    let logs = std::fs::read_to_string(&log_path).expect("log");
+    let metrics = http_get(agent.metrics_port, "/metrics");
+    assert!(
+        metrics.contains("gitseal_sealing_keys"),
+        "key count exported:\n{metrics}"
+    );
+    let logs = agent.logs();
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
     for bad in ["AGE-SECRET-KEY", CANARY, &b64] {
         assert!(!logs.contains(bad), "{bad} in the agent log");

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{apply_crds, http_get, wait_for};
+use common::{apply_crds, http_get, spawn_agent, wait_for};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use gitseal::SecretKey;
@@ -29,15 +29,6 @@ fn git(dir: &Path, args: &[&str]) {
         .output()
         .expect("git runs");
     assert!(out.status.success(), "git {args:?}");
-}
-
-struct Agent(std::process::Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn ready(gs: &GitSync) -> Option<bool> {
@@ -129,39 +120,9 @@ async fn gitsync_becomes_ready_and_never_leaks() {
     git(&repo, &["commit", "-q", "-m", "first"]);
 
     // The agent, as a process, verbose logs captured.
+    let mut agent = spawn_agent(cp.kubeconfig_path(), &agent_ns, &app_ns, work.path(), &[]);
     let cache = work.path().join("cache");
-    let log_path = work.path().join("agent.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    };
-    let (health_port, metrics_port) = (port(), port());
-    let _agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
-            .args([
-                "run",
-                "--namespace",
-                &agent_ns,
-                "--watch-namespace",
-                &app_ns,
-            ])
-            .arg("--health-addr")
-            .arg(format!("127.0.0.1:{health_port}"))
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .env("KUBECONFIG", cp.kubeconfig_path())
-            .env("GITSEAL_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("agent starts"),
-    );
+    let (health_port, metrics_port) = (agent.health_port, agent.metrics_port);
 
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
     syncs
@@ -278,7 +239,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
         ("status", serde_json::to_string(&gs.status).expect("json")),
         ("events", all_events),
         ("events.k8s.io", new_events),
-        ("logs", std::fs::read_to_string(&log_path).expect("log")),
+        ("logs", agent.logs()),
     ] {
         assert!(
             !text.contains(CANARY) && !text.contains(&b64),
@@ -293,7 +254,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
         contains(&cache, b64.as_bytes()).is_empty(),
         "canary in a file the agent wrote"
     );
-    let logs = std::fs::read_to_string(&log_path).expect("log");
+    let logs = agent.logs();
     assert!(
         logs.contains("pass done"),
         "the agent logged its passes:\n{logs}"
@@ -315,4 +276,5 @@ async fn gitsync_becomes_ready_and_never_leaks() {
         );
     }
     assert!(!metrics.contains(CANARY));
+    assert!(agent.running(), "the agent is still up");
 }

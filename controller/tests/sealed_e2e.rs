@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{apply_crds, http_get, wait_for};
+use common::{AgentProcess, apply_crds, http_get, spawn_agent, wait_for};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gitseal::sealing::{SealTarget, seal_secret};
@@ -25,24 +24,14 @@ use serde_json::{Value, json};
 const CANARY: &str = "CANARY-sealed-8d1f3";
 const TEST_MANAGER: &str = "gitseal-test";
 
-struct Agent(std::process::Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One agent watching one fresh namespace, with its own fresh key namespace.
 struct Env {
     client: kube::Client,
     app_ns: String,
     key: SecretKey,
-    log_path: PathBuf,
-    metrics_port: u16,
+
     _work: tempfile::TempDir,
-    _agent: Agent,
+    agent: AgentProcess,
 }
 
 /// Binds the agent's RBAC from deploy/rbac.yaml (its ClusterRole, and its Role in the agent
@@ -175,46 +164,21 @@ async fn start_with(prefix: &str, least_privilege: bool) -> Env {
     } else {
         cp.kubeconfig_path().to_owned()
     };
-    let log_path = work.path().join("agent.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    };
-    let (health_port, metrics_port) = (port(), port());
-    let agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
-            .args([
-                "run",
-                "--namespace",
-                &agent_ns,
-                "--watch-namespace",
-                &app_ns,
-            ])
-            .arg("--health-addr")
-            .arg(format!("127.0.0.1:{health_port}"))
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{metrics_port}"))
-            .arg("--cache-dir")
-            .arg(work.path().join("cache"))
-            .env("KUBECONFIG", &kubeconfig)
-            .env("GITSEAL_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("agent starts"),
-    );
+    let agent = spawn_agent(&kubeconfig, &agent_ns, &app_ns, work.path(), &[]);
+    let health = agent.health_port;
+    wait_for("the agent's /readyz", || async move {
+        std::net::TcpStream::connect(("127.0.0.1", health))
+            .ok()
+            .map(|_| http_get(health, "/readyz"))
+            .filter(|r| r.starts_with("HTTP/1.1 200"))
+    })
+    .await;
     Env {
         client,
         app_ns,
         key,
-        log_path,
-        metrics_port,
+        agent,
         _work: work,
-        _agent: agent,
     }
 }
 
@@ -303,11 +267,11 @@ impl Env {
     }
 
     fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log_path).expect("agent log")
+        self.agent.logs()
     }
 
     fn api_writes(&self) -> u64 {
-        let metrics = http_get(self.metrics_port, "/metrics");
+        let metrics = http_get(self.agent.metrics_port, "/metrics");
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("gitseal_api_writes_total "))
@@ -529,6 +493,11 @@ async fn sealed_secret_lifecycle() {
     .await;
 
     env.assert_no_leak().await;
+    let mut env = env;
+    assert!(
+        env.agent.running(),
+        "the agent is still up after the whole lifecycle"
+    );
 }
 
 #[tokio::test]

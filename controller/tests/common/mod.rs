@@ -60,3 +60,85 @@ pub fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).expect("read");
     out
 }
+
+/// `gitseal-agent run` as a child process on free loopback ports, its log in `dir/agent.log`;
+/// killed when dropped (printing the end of its log when the test failed).
+pub struct AgentProcess {
+    child: std::process::Child,
+    pub log_path: std::path::PathBuf,
+    pub health_port: u16,
+    pub metrics_port: u16,
+}
+
+impl AgentProcess {
+    /// The agent's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).expect("agent log")
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("agent").is_none()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("agent log (last lines, newest first):\n{}", tail.join("\n"));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Starts the agent for one test: keys in `agent_ns`, GitSyncs and SealedSecrets of
+/// `watch_ns` only, debug logs, git cache in `dir/cache`; `extra` are more `run` flags.
+pub fn spawn_agent(
+    kubeconfig: &std::path::Path,
+    agent_ns: &str,
+    watch_ns: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> AgentProcess {
+    let log_path = dir.join("agent.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let (health_port, metrics_port) = (free_port(), free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
+        .args([
+            "run",
+            "--namespace",
+            agent_ns,
+            "--watch-namespace",
+            watch_ns,
+        ])
+        .arg("--health-addr")
+        .arg(format!("127.0.0.1:{health_port}"))
+        .arg("--metrics-addr")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env("GITSEAL_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("agent starts");
+    AgentProcess {
+        child,
+        log_path,
+        health_port,
+        metrics_port,
+    }
+}
