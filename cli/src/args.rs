@@ -297,9 +297,22 @@ pub struct UnsealArgs {
 
 #[derive(Debug, Args)]
 pub struct ResealArgs {
-    /// Identity file(s) able to open the current values.
-    #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
+    /// Identity file(s) able to open the current values (offline re-sealing).
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "FILE",
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
     pub identities: Vec<PathBuf>,
+    /// Re-seal through the cluster instead: the agent opens and re-seals the values, and
+    /// only ciphertexts travel (needs RBAC to create ResealRequests in the agent's
+    /// namespace). Without -r/-R or rules, the agent's newest key is used.
+    #[arg(long)]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub cluster_args: ClusterArgs,
     #[command(flatten)]
     pub recipients: RecipientArgs,
     /// Show what would change without writing.

@@ -189,11 +189,55 @@ pub struct SealedSecretStatus {
     pub observed_generation: Option<i64>,
 }
 
+/// A request to re-encrypt SealedSecret values inside the agent, so that plaintext never
+/// leaves it (`gitseal reseal --cluster`). Whoever may create these in the agent's namespace
+/// may re-seal; the answer holds ciphertexts only.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "gitseal.dev",
+    version = "v1alpha1",
+    kind = "ResealRequest",
+    namespaced,
+    status = "ResealRequestStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealRequestSpec {
+    /// The SealedSecrets to re-seal.
+    pub items: Vec<ResealItem>,
+    /// Public keys (age1…) to seal to; empty means the agent's newest active key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealItem {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `strict` (default), `namespace` or `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// One age ciphertext (base64) per key.
+    pub encrypted_data: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealRequestStatus {
+    /// New ciphertexts, one entry per item, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<BTreeMap<String, String>>,
+    /// Why the request failed (never holds secret values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The CRDs as one YAML stream.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let mut out = String::new();
-    for crd in [GitSync::crd(), SealedSecret::crd()] {
+    for crd in [GitSync::crd(), SealedSecret::crd(), ResealRequest::crd()] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }

@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod object;
 pub mod pass;
 pub mod render;
+pub mod reseal;
 pub mod runner;
 pub mod sealed;

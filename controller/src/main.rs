@@ -289,6 +289,11 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             serve(args.metrics_addr, state.clone()).await
         }
     };
+    let reseal_ctx = Arc::new(gitseal_agent::reseal::Context {
+        client: client.clone(),
+        namespace: args.namespace.clone(),
+        keys: key_store.clone(),
+    });
     let sealed_ctx = Arc::new(
         sealed::Context::new(client.clone(), args.namespace.clone()).with_keys(key_store.clone()),
     );
@@ -312,6 +317,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             tokio::join!(
                 runner::run(ctx, args.watch_namespace.as_deref()),
                 sealed::run(sealed_ctx, args.watch_namespace.as_deref()),
+                gitseal_agent::reseal::run(reseal_ctx),
             )
         } => {}
     }

@@ -665,6 +665,114 @@ async fn restore(
     Ok(())
 }
 
+/// `gitseal reseal --cluster`: one ResealRequest per SealedSecret, answered by the agent
+/// with new ciphertexts; plaintext never leaves the cluster.
+pub struct ClusterResealer {
+    rt: tokio::runtime::Runtime,
+    api: Api<DynamicObject>,
+    namespace: String,
+}
+
+impl ClusterResealer {
+    pub fn new(c: &ClusterArgs) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let client = rt.block_on(client(c))?;
+        let ar = ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("gitseal.dev", "v1alpha1", "ResealRequest"),
+            "resealrequests",
+        );
+        Ok(ClusterResealer {
+            rt,
+            api: Api::namespaced_with(client, &c.namespace, &ar),
+            namespace: c.namespace.clone(),
+        })
+    }
+
+    /// Re-seals `sealed` through the agent; whether any ciphertext changed.
+    pub fn reseal(
+        &mut self,
+        sealed: &mut gitseal::SealedSecret,
+        recipients: &[gitseal::PublicKey],
+    ) -> Result<bool> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let data: BTreeMap<String, String> = sealed
+            .encrypted_data
+            .iter()
+            .map(|(k, v)| (k.clone(), b64.encode(v)))
+            .collect();
+        let request = json!({
+            "apiVersion": "gitseal.dev/v1alpha1",
+            "kind": "ResealRequest",
+            "metadata": {"generateName": "reseal-"},
+            "spec": {
+                "items": [{
+                    "name": sealed.name,
+                    "namespace": sealed.namespace,
+                    "scope": sealed.scope.to_string(),
+                    "encryptedData": data,
+                }],
+                "recipients": recipients.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }
+        });
+        let ns = self.namespace.clone();
+        let api = self.api.clone();
+        let result = self.rt.block_on(async move {
+            let obj: DynamicObject = serde_json::from_value(request).context("request")?;
+            let created = api
+                .create(&Default::default(), &obj)
+                .await
+                .map_err(|e| api_error(e, "creating a ResealRequest", &ns))?;
+            let name = created.metadata.name.clone().unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let answer = loop {
+                let got = api
+                    .get(&name)
+                    .await
+                    .map_err(|e| api_error(e, "reading the ResealRequest", &ns))?;
+                let status = got.data.get("status").cloned().unwrap_or_default();
+                if status.get("results").is_some() || status.get("error").is_some() {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = api.delete(&name, &Default::default()).await;
+                    bail!(
+                        "the agent in namespace {ns} did not answer ResealRequest {name} within 60 s; is it running?"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let _ = api.delete(&name, &Default::default()).await;
+            Ok::<_, anyhow::Error>(answer)
+        })?;
+        if let Some(error) = result.get("error").and_then(|e| e.as_str()) {
+            bail!("the agent could not re-seal it: {error}");
+        }
+        let new: BTreeMap<String, String> = result
+            .pointer("/results/0")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .context("the agent's answer")?
+            .unwrap_or_default();
+        if new == data {
+            return Ok(false);
+        }
+        let mut decoded = BTreeMap::new();
+        for (k, v) in new {
+            let ct = b64
+                .decode(v.as_bytes())
+                .with_context(|| format!("the agent's answer for key {k}"))?;
+            decoded.insert(k, ct);
+        }
+        sealed.encrypted_data = decoded;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,39 @@ use crate::io::{emit, read_identities, read_text, recipients_for, shown};
 /// Below this many files the progress bar is not worth drawing.
 const PROGRESS_MIN_FILES: usize = 20;
 
+/// Who opens and re-seals: this process with identity files, or the cluster's agent.
+enum Resealer {
+    Offline(gitseal::Keyring),
+    Cluster(Box<crate::commands::cluster_keys::ClusterResealer>),
+}
+
+impl Resealer {
+    fn reseal(
+        &mut self,
+        doc: &gitseal::manifest::Document,
+        sealed: &mut SealedSecret,
+        recipients: &[gitseal::PublicKey],
+    ) -> Result<bool> {
+        match self {
+            Resealer::Offline(ring) => reseal(sealed, ring, recipients).map_err(|e| {
+                doc.error(format!("spec.encryptedData.{}", e.key), e.error.to_string())
+                    .into()
+            }),
+            Resealer::Cluster(c) => c
+                .reseal(sealed, recipients)
+                .map_err(|e| anyhow::anyhow!("{}: document {}: {e:#}", doc.source, doc.index)),
+        }
+    }
+}
+
 pub fn run(args: ResealArgs) -> Result<()> {
-    let ring = read_identities(&args.identities)?;
+    let mut resealer = if args.cluster {
+        Resealer::Cluster(Box::new(
+            crate::commands::cluster_keys::ClusterResealer::new(&args.cluster_args)?,
+        ))
+    } else {
+        Resealer::Offline(read_identities(&args.identities)?)
+    };
     let files = manifest_files(&args.paths)?;
     let bar = if files.len() >= PROGRESS_MIN_FILES {
         let bar = ProgressBar::new(files.len() as u64);
@@ -34,13 +65,22 @@ pub fn run(args: ResealArgs) -> Result<()> {
             if !docs.iter().any(|d| d.is_sealed_secret()) {
                 return Ok(None);
             }
-            let recipients = recipients_for(&args.recipients, Some(file))?;
+            let recipients = match recipients_for(&args.recipients, Some(file)) {
+                // Through the cluster, no recipients at all means the agent's newest key.
+                Err(_)
+                    if args.cluster
+                        && args.recipients.recipients.is_empty()
+                        && args.recipients.recipient_files.is_empty()
+                        && crate::io::find_rules(file.parent().unwrap_or(file))?.is_none() =>
+                {
+                    Vec::new()
+                }
+                r => r?,
+            };
             let mut n = 0;
             for doc in docs.iter_mut().filter(|d| d.is_sealed_secret()) {
                 let mut sealed = SealedSecret::from_document(doc)?;
-                let did = reseal(&mut sealed, &ring, &recipients).map_err(|e| {
-                    doc.error(format!("spec.encryptedData.{}", e.key), e.error.to_string())
-                })?;
+                let did = resealer.reseal(doc, &mut sealed, &recipients)?;
                 if did {
                     doc.value = sealed.to_value();
                     n += 1;
