@@ -1,6 +1,7 @@
 //! gitseal-agent: keeps a cluster equal to a git repository, SealedSecrets included.
 
 pub mod apply;
+pub mod conditions;
 pub mod counting;
 pub mod crd;
 pub mod decrypt;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -21,6 +20,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::apply::FIELD_MANAGER;
+use crate::conditions::{condition, settle};
 use crate::crd::{GitSync, GitSyncStatus, Inventory};
 use crate::git::{GitAuth, GitRef, GitSource};
 use crate::metrics::Metrics;
@@ -192,50 +192,9 @@ async fn sync_spec(ctx: &Context, gs: &GitSync) -> Result<(SyncSpec, Duration), 
     ))
 }
 
-fn condition(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) -> Condition {
-    Condition {
-        type_: type_.into(),
-        status: if status { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message: message.chars().take(1000).collect(),
-        observed_generation: generation,
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-    }
-}
-
-/// Keeps the previous transition time of conditions whose status did not change.
-fn carry_transitions(new: &mut [Condition], old: &[Condition]) {
-    for c in new {
-        if let Some(o) = old
-            .iter()
-            .find(|o| o.type_ == c.type_ && o.status == c.status)
-        {
-            c.last_transition_time = o.last_transition_time.clone();
-        }
-    }
-}
-
-fn same_status(a: &GitSyncStatus, b: &GitSyncStatus) -> bool {
-    let strip = |s: &GitSyncStatus| {
-        let mut s = s.clone();
-        for c in &mut s.conditions {
-            c.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        }
-        s
-    };
-    strip(a) == strip(b)
-}
-
 async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) -> Result<(), Error> {
     let old = gs.status.clone().unwrap_or_default();
-    carry_transitions(&mut status.conditions, &old.conditions);
-    if same_status(&status, &old) {
+    if settle(&mut status, &old) {
         return Ok(());
     }
     let api: Api<GitSync> =

@@ -21,7 +21,6 @@ use futures::StreamExt;
 use gitseal::manifest::Document;
 use gitseal::{Keyring, OpenError};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -32,6 +31,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroize;
 
 use crate::apply::{FIELD_MANAGER, kube_message};
+use crate::conditions::{condition, settle};
 use crate::crd::{SealedSecret, SealedSecretStatus};
 use crate::object::zeroize_json;
 
@@ -439,46 +439,13 @@ async fn decide_and_write(
     Ok(change)
 }
 
-fn condition(status: bool, reason: &str, message: &str, generation: Option<i64>) -> Condition {
-    Condition {
-        type_: "Ready".into(),
-        status: if status { "True" } else { "False" }.into(),
-        reason: reason.into(),
-        message: message.chars().take(1000).collect(),
-        observed_generation: generation,
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
-    }
-}
-
-/// Equal but for transition times.
-fn same_status(a: &SealedSecretStatus, b: &SealedSecretStatus) -> bool {
-    let strip = |s: &SealedSecretStatus| {
-        let mut s = s.clone();
-        for c in &mut s.conditions {
-            c.last_transition_time = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-        }
-        s
-    };
-    strip(a) == strip(b)
-}
-
 async fn write_status(
     ctx: &Context,
     ss: &SealedSecret,
     mut status: SealedSecretStatus,
 ) -> Result<bool, Error> {
     let old = ss.status.clone().unwrap_or_default();
-    // A condition whose status did not change keeps its transition time.
-    for c in &mut status.conditions {
-        if let Some(o) = old
-            .conditions
-            .iter()
-            .find(|o| o.type_ == c.type_ && o.status == c.status)
-        {
-            c.last_transition_time = o.last_transition_time.clone();
-        }
-    }
-    if same_status(&status, &old) {
+    if settle(&mut status, &old) {
         return Ok(false);
     }
     let ns = ss.namespace().unwrap_or_default();
@@ -545,7 +512,7 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
     match sync_secret(&ss, &ctx).await {
         Ok((change, keys)) => {
             let message = format!("Secret {name} holds the {keys} unsealed key(s)");
-            status.conditions = vec![condition(true, "Unsealed", &message, generation)];
+            status.conditions = vec![condition("Ready", true, "Unsealed", &message, generation)];
             if change != Change::Unchanged {
                 let (verb, action) = match change {
                     Change::Created => ("created", "Create"),
@@ -574,11 +541,11 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
         }
         Err(f) => {
             tracing::warn!(sealedsecret = %object, reason = f.reason, error = %f.message, "cannot unseal");
-            status.conditions = vec![condition(false, f.reason, &f.message, generation)];
+            status.conditions = vec![condition("Ready", false, f.reason, &f.message, generation)];
             if f.stalled {
                 status
                     .conditions
-                    .push(condition_typed("Stalled", f.reason, &f.message, generation));
+                    .push(condition("Stalled", true, f.reason, &f.message, generation));
             }
             let shown: String = f.message.chars().take(1000).collect();
             let repeated = old_ready
@@ -601,13 +568,6 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
             }
             Ok(Action::requeue(RETRY))
         }
-    }
-}
-
-fn condition_typed(type_: &str, reason: &str, message: &str, generation: Option<i64>) -> Condition {
-    Condition {
-        type_: type_.into(),
-        ..condition(true, reason, message, generation)
     }
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{apply_crds, http_get, spawn_agent, wait_for};
+use common::{apply_crds, git, http_get, spawn_agent, wait_for};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,16 +20,6 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 const CANARY: &str = "CANARY-keys-7d1f0";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-}
 
 /// The `gitseal` binary, built beside the agent.
 fn cli_bin() -> PathBuf {

@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::{apply_crds, http_get, spawn_agent, wait_for};
+use common::{add_sealing_key, apply_crds, git, http_get, spawn_agent, wait_for};
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use gitseal::SecretKey;
@@ -16,20 +15,10 @@ use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_agent::crd::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::SecretSlice;
 use serde_json::json;
 
 const CANARY: &str = "CANARY-run-4c2e9";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}");
-}
 
 fn ready(gs: &GitSync) -> Option<bool> {
     gs.status
@@ -77,19 +66,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
 
     // The cluster's sealing key, as the agent finds it.
     let key = SecretKey::generate();
-    let keys: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
-    let identity = key.to_identity_file("2026-11-26T00:00:00Z");
-    keys.patch(
-        "sealing-key-1",
-        &PatchParams::apply("gitseal-test"),
-        &Patch::Apply(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "sealing-key-1", "labels": {"gitseal.dev/sealing-key": "active"}},
-            "stringData": {"identity": identity.expose_secret()}
-        })),
-    )
-    .await
-    .expect("key secret");
+    add_sealing_key(&client, &agent_ns, &key).await;
 
     // The repository: a ConfigMap and a SealedSecret for the app namespace.
     let work = tempfile::tempdir().expect("tempdir");

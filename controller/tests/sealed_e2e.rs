@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{AgentProcess, apply_crds, http_get, spawn_agent, wait_for};
+use common::{AgentProcess, add_sealing_key, apply_crds, http_get, spawn_agent, wait_for};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use gitseal_agent::crd::SealedSecret;
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::SecretSlice;
 use serde_json::{Value, json};
 
 const CANARY: &str = "CANARY-sealed-8d1f3";
@@ -144,19 +144,7 @@ async fn start_with(prefix: &str, least_privilege: bool) -> Env {
     let app_ns = cp.namespace(&format!("{prefix}-app")).await;
 
     let key = SecretKey::generate();
-    let keys: Api<Secret> = Api::namespaced(client.clone(), &agent_ns);
-    let identity = key.to_identity_file("2026-11-26T00:00:00Z");
-    keys.patch(
-        "sealing-key-1",
-        &PatchParams::apply(TEST_MANAGER),
-        &Patch::Apply(json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "sealing-key-1", "labels": {"gitseal.dev/sealing-key": "active"}},
-            "stringData": {"identity": identity.expose_secret()}
-        })),
-    )
-    .await
-    .expect("key secret");
+    add_sealing_key(&client, &agent_ns, &key).await;
 
     let work = tempfile::tempdir().expect("tempdir");
     let kubeconfig = if least_privilege {

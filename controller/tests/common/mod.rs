@@ -142,3 +142,40 @@ pub fn spawn_agent(
         metrics_port,
     }
 }
+
+/// Runs git in `dir` with a throwaway identity; fails the test when git does.
+#[allow(
+    dead_code,
+    reason = "each test binary uses its own subset of these helpers"
+)]
+pub fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}");
+}
+
+/// Installs `key` as the active sealing key `sealing-key-1` of the agent namespace `ns`.
+#[allow(
+    dead_code,
+    reason = "each test binary uses its own subset of these helpers"
+)]
+pub async fn add_sealing_key(client: &kube::Client, ns: &str, key: &gitseal::SecretKey) {
+    use secrecy::ExposeSecret;
+    let keys: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let identity = key.to_identity_file("2026-11-26T00:00:00Z");
+    keys.patch(
+        "sealing-key-1",
+        &PatchParams::apply("gitseal-test"),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sealing-key-1", "labels": {"gitseal.dev/sealing-key": "active"}},
+            "stringData": {"identity": identity.expose_secret()}
+        })),
+    )
+    .await
+    .expect("key secret");
+}
