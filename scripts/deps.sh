@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what gitseal's tests and quick start need on a fresh Debian machine, and skips
 # whatever is already there: the Go `age` CLI (interop tests), git + git-daemon + openssh
-# (real git servers on loopback), kubectl's kustomize is used when present.
+# (real git servers on loopback), openssl (an RSA key for the kubeseal interop tests);
+# kubectl's kustomize is used when present.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
 [ -x /usr/lib/git-core/git-http-backend ] || need+=(git)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)   # kubeseal interop: an RSA key + cert
+command -v flock >/dev/null 2>&1 || need+=(util-linux)  # scripts/peers.sh serialises builds
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}" >&2
