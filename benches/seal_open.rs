@@ -1,11 +1,14 @@
 //! Seal and open one value: 1 and 3 recipients; opening with 1 and with 12 keys in the ring
-//! (the DESIGN target: ≤ 100 µs per value per core, flat in ring size). The raw X25519
-//! operation is measured beside them as the floor.
+//! (flat in ring size). The floors are measured in the same run: opening costs at least one
+//! X25519 Diffie-Hellman (target: open ≤ 1.2 × that DH), sealing at least one ephemeral key
+//! generation (a fixed-base multiplication) plus one DH per recipient. The age crate's own
+//! X25519 identity opening the same value is measured beside ours, for comparison.
 //!
-//! Run: `cargo bench --bench seal_open`
+//! Run: `cargo bench --bench seal_open -- --warm-up-time 1 --measurement-time 4`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gitseal::{Binding, Keyring, Scope, SecretKey, open, seal};
+use secrecy::ExposeSecret;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -52,6 +55,24 @@ fn bench(c: &mut Criterion) {
     ));
     c.bench_function("x25519 DH alone (floor)", |b| {
         b.iter(|| secret.diffie_hellman(black_box(&peer)))
+    });
+    c.bench_function("x25519 ephemeral key + DH (seal floor)", |b| {
+        b.iter(|| {
+            let eph = x25519_dalek::EphemeralSecret::random_from_rng(rand_core::OsRng);
+            let share = x25519_dalek::PublicKey::from(&eph);
+            (share, eph.diffie_hellman(black_box(&peer)))
+        })
+    });
+
+    // The same value opened by the age crate's stock identity (it re-derives its public
+    // key for every stanza it unwraps); it skips the gitseal stanza.
+    let stock: age::x25519::Identity = keys[11]
+        .to_secret_string()
+        .expose_secret()
+        .parse()
+        .expect("age parses our key");
+    c.bench_function("open 64 B, age crate's x25519 identity", |b| {
+        b.iter(|| age::decrypt(&stock, black_box(&ct)))
     });
 }
 

@@ -19,7 +19,7 @@ use crate::scope::Binding;
 
 /// The tag of the stanza that carries key ids and binding.
 pub const STANZA_TAG: &str = "gitseal";
-const X25519_TAG: &str = "X25519";
+const X25519_TAG: &str = crate::x25519::TAG;
 const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
 /// Largest value gitseal seals or opens: Kubernetes refuses Secrets over 1 MiB.
@@ -238,7 +238,7 @@ impl age::Identity for RingIdentity<'_> {
         let mut result = None;
         'outer: for (stanza, id) in x25519.iter().zip(ids) {
             for key in self.ring.with_id(*id) {
-                if let Some(r) = age::Identity::unwrap_stanza(key.identity(), stanza) {
+                if let Some(r) = key.identity().unwrap(stanza) {
                     result = Some(r);
                     break 'outer;
                 }

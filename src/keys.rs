@@ -6,7 +6,6 @@ use std::fmt;
 use std::io::BufRead;
 use std::str::FromStr;
 
-use age::secrecy::ExposeSecret;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
@@ -129,10 +128,11 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// A private key. It never prints: `Debug` shows its key id only.
+/// A private key. It never prints: `Debug` shows its key id only. The secret scalar is
+/// zeroized when the last copy is dropped.
 #[derive(Clone)]
 pub struct SecretKey {
-    identity: age::x25519::Identity,
+    identity: crate::x25519::Identity,
     public: PublicKey,
 }
 
@@ -145,20 +145,23 @@ impl fmt::Debug for SecretKey {
 impl SecretKey {
     /// A fresh random key pair.
     pub fn generate() -> Self {
-        Self::from_identity(age::x25519::Identity::generate())
+        Self::from_identity(crate::x25519::Identity::generate())
     }
 
-    fn from_identity(identity: age::x25519::Identity) -> Self {
-        let public = PublicKey::from_recipient(identity.to_public());
+    fn from_identity(identity: crate::x25519::Identity) -> Self {
+        let recipient = identity
+            .recipient_string()
+            .parse::<age::x25519::Recipient>()
+            .expect("an X25519 public key encodes to a valid age recipient");
+        let public = PublicKey::from_recipient(recipient);
         SecretKey { identity, public }
     }
 
     /// Parses one `AGE-SECRET-KEY-1…` string. The error never contains the input.
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        s.trim()
-            .parse::<age::x25519::Identity>()
+        crate::x25519::Identity::parse(s.trim())
             .map(Self::from_identity)
-            .map_err(|_| "not a valid age X25519 private key (AGE-SECRET-KEY-1…)")
+            .ok_or("not a valid age X25519 private key (AGE-SECRET-KEY-1…)")
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -170,7 +173,7 @@ impl SecretKey {
 
     /// The `AGE-SECRET-KEY-1…` string.
     pub fn to_secret_string(&self) -> SecretString {
-        SecretString::from(self.identity.to_string().expose_secret().to_owned())
+        SecretString::from(self.identity.to_secret_string().as_str())
     }
 
     /// The text of an identity file in age's own layout, readable by `age -d -i`.
@@ -179,12 +182,12 @@ impl SecretKey {
         let s = format!(
             "# created: {created}\n# public key: {}\n{}\n",
             self.public,
-            self.identity.to_string().expose_secret()
+            self.identity.to_secret_string().as_str()
         );
         SecretString::from(s)
     }
 
-    pub(crate) fn identity(&self) -> &age::x25519::Identity {
+    pub(crate) fn identity(&self) -> &crate::x25519::Identity {
         &self.identity
     }
 }
@@ -293,6 +296,7 @@ impl FromIterator<SecretKey> for Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn identity_file_round_trip() {

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod rules;
 pub mod scope;
 pub mod sealing;
+mod x25519;
 
 pub use format::{Header, OpenError, SealError, inspect, open, seal};
 pub use keys::{KeyId, Keyring, PublicKey, SecretKey};
