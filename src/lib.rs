@@ -3,6 +3,7 @@
 //! terminal, no network, no process environment.
 
 pub mod format;
+pub mod import;
 pub mod keys;
 pub mod manifest;
 pub mod rules;

@@ -108,7 +108,7 @@ impl Drop for Document {
 }
 
 /// Overwrites every string in a YAML tree (documents may hold plaintext values).
-fn zeroize_value(v: &mut Value) {
+pub(crate) fn zeroize_value(v: &mut Value) {
     match v {
         Value::String(s) => s.zeroize(),
         Value::Sequence(seq) => seq.iter_mut().for_each(zeroize_value),
@@ -184,7 +184,7 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Manife
 /// A YAML error without any excerpt of the input (which may be a secret). serde_yaml
 /// quotes scalars in type errors (`invalid value: string "…"`), so any message that quotes
 /// something is replaced by a description of the problem.
-fn yaml_error(e: &serde_yaml::Error) -> String {
+pub(crate) fn yaml_error(e: &serde_yaml::Error) -> String {
     let msg = e.to_string();
     let msg = msg.split(" at line").next().unwrap_or_default();
     let msg = if msg.contains(['"', '\'', '`']) || msg.starts_with("invalid") {
@@ -227,7 +227,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-fn str_field<'a>(
+pub(crate) fn str_field<'a>(
     doc: &Document,
     parent: &'a Value,
     path: &str,
@@ -240,7 +240,7 @@ fn str_field<'a>(
     }
 }
 
-fn mapping_field<'a>(
+pub(crate) fn mapping_field<'a>(
     doc: &Document,
     parent: &'a Value,
     path: &str,
@@ -253,7 +253,11 @@ fn mapping_field<'a>(
     }
 }
 
-fn string_map(doc: &Document, m: Option<&Mapping>, path: &str) -> Result<StringMap, ManifestError> {
+pub(crate) fn string_map(
+    doc: &Document,
+    m: Option<&Mapping>,
+    path: &str,
+) -> Result<StringMap, ManifestError> {
     let mut out = StringMap::new();
     for (k, v) in m.into_iter().flatten() {
         let k = k
@@ -271,14 +275,14 @@ fn string_map(doc: &Document, m: Option<&Mapping>, path: &str) -> Result<StringM
 }
 
 /// Metadata common to both kinds.
-struct Meta {
-    name: Option<String>,
-    namespace: Option<String>,
-    labels: StringMap,
-    annotations: StringMap,
+pub(crate) struct Meta {
+    pub(crate) name: Option<String>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: StringMap,
+    pub(crate) annotations: StringMap,
 }
 
-fn read_meta(doc: &Document) -> Result<Meta, ManifestError> {
+pub(crate) fn read_meta(doc: &Document) -> Result<Meta, ManifestError> {
     let Some(meta) = mapping_field(doc, &doc.value, "", "metadata")? else {
         return Ok(Meta {
             name: None,
@@ -321,6 +325,7 @@ impl Secret {
     /// Reads a `v1/Secret` document. Server-set metadata and kubectl's last-applied
     /// annotation are dropped.
     pub fn from_document(doc: &Document) -> Result<Secret, ManifestError> {
+        refuse_neighbours(doc)?;
         if !doc.is_secret() {
             return Err(wrong_kind(doc, "v1", "Secret"));
         }
@@ -420,7 +425,29 @@ impl Secret {
     }
 }
 
-fn wrong_kind(doc: &Document, api: &str, kind: &str) -> ManifestError {
+/// Manifests sealed by other tools hold ciphertexts where a Secret holds values: sealing
+/// them would seal the ciphertexts. Name the tool and the command that converts them.
+fn refuse_neighbours(doc: &Document) -> Result<(), ManifestError> {
+    use crate::import::{Neighbour, neighbour_of, sops_values_in};
+    let Some(n) = neighbour_of(doc) else {
+        return Ok(());
+    };
+    let field = match n {
+        Neighbour::Bitnami => "kind".to_owned(),
+        Neighbour::Sops if crate::import::sops::has_metadata(&doc.value) => "sops".to_owned(),
+        Neighbour::Sops => sops_values_in(&doc.value).unwrap_or_default(),
+    };
+    Err(doc.error(
+        field,
+        format!(
+            "this is {}, not a gitseal manifest: its values are that tool's ciphertexts; convert it with: {}",
+            n.describe(),
+            n.import_command(&doc.source)
+        ),
+    ))
+}
+
+pub(crate) fn wrong_kind(doc: &Document, api: &str, kind: &str) -> ManifestError {
     let found = match (doc.api_version(), doc.kind()) {
         (Some(a), Some(k)) => format!("{}/{}", printable(a), printable(k)),
         (None, Some(k)) => format!("kind {} without apiVersion", printable(k)),
@@ -434,7 +461,7 @@ fn wrong_kind(doc: &Document, api: &str, kind: &str) -> ManifestError {
     doc.error(field, format!("expected {api} {kind}, found {found}"))
 }
 
-fn data_key(doc: &Document, path: &str, k: &Value) -> Result<String, ManifestError> {
+pub(crate) fn data_key(doc: &Document, path: &str, k: &Value) -> Result<String, ManifestError> {
     let key = match k {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -481,6 +508,7 @@ pub struct SealedSecret {
 impl SealedSecret {
     pub fn from_document(doc: &Document) -> Result<SealedSecret, ManifestError> {
         if !doc.is_sealed_secret() {
+            refuse_neighbours(doc)?;
             return Err(wrong_kind(doc, API_VERSION, KIND));
         }
         if doc.api_version() != Some(API_VERSION) {

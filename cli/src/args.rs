@@ -57,6 +57,10 @@ pub enum Command {
     /// Lint a repository: plaintext Secrets, malformed SealedSecrets, recipients and
     /// scopes that do not match. Exits 1 on any finding.
     Check(CheckArgs),
+    /// Convert Bitnami SealedSecrets and SOPS-encrypted Secrets into gitseal SealedSecrets,
+    /// in place and in memory: plaintext is never written. All files or none (see
+    /// --keep-going).
+    Import(ImportArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -328,4 +332,41 @@ pub struct CheckArgs {
     /// Files or folders to check.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files or folders to convert in place; `-` reads one file from standard input and
+    /// writes the result to standard output.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Sealed Secrets controller private key(s): PEM, or the key Secrets as `kubectl get
+    /// secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`
+    /// prints them; repeatable. Must not be readable by group or others.
+    #[arg(long = "bitnami-key", value_name = "FILE")]
+    pub bitnami_keys: Vec<PathBuf>,
+    /// age identity file(s) that open SOPS files (such as ~/.config/sops/age/keys.txt);
+    /// repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// Namespace of Bitnami SealedSecrets that name none (the namespace kubeseal sealed
+    /// them for).
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
+    pub namespace: Option<String>,
+    /// Scope of Secrets imported from SOPS (default: their gitseal.dev/scope annotation,
+    /// else strict). Bitnami SealedSecrets keep their own scope.
+    #[arg(long, value_enum)]
+    pub scope: Option<ScopeArg>,
+    /// Convert file by file: write every file that converts (each atomically) and report
+    /// the others, instead of writing nothing when one fails.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Report what would be converted; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format when writing to standard output (PATH `-`).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
+    pub format: Format,
 }

@@ -77,18 +77,25 @@ pub fn read_identities(paths: &[PathBuf]) -> Result<Keyring> {
 
 fn read_identity(path: &Path) -> Result<Vec<SecretKey>> {
     let name = shown(path);
-    let meta = fs::metadata(path).with_context(|| format!("identity file {name}: cannot open"))?;
+    let bytes = read_private(path, "identity file")?;
+    read_identity_file(&bytes[..]).with_context(|| format!("identity file {name}"))
+}
+
+/// Reads a file holding private keys (`what` names it in messages): it must be a regular
+/// file not readable by group or others, like ssh refuses loose private keys.
+pub fn read_private(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let name = shown(path);
+    let meta = fs::metadata(path).with_context(|| format!("{what} {name}: cannot open"))?;
     if !meta.is_file() {
-        bail!("identity file {name}: not a regular file");
+        bail!("{what} {name}: not a regular file");
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         bail!(
-            "identity file {name}: readable by others (mode {mode:04o}); private keys must be 0600: run `chmod 600 {name}`"
+            "{what} {name}: readable by others (mode {mode:04o}); private keys must be 0600: run `chmod 600 {name}`"
         );
     }
-    let bytes = read_input(path).with_context(|| format!("identity file {name}"))?;
-    read_identity_file(&bytes[..]).with_context(|| format!("identity file {name}"))
+    read_input(path).with_context(|| format!("{what} {name}"))
 }
 
 /// Parses `-r` keys and `-R` files. Empty when neither was given.
@@ -226,6 +233,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("{name}: cannot write"))?;
+    Ok(())
+}
+
+/// Writes several files all or nothing, as far as a filesystem allows: every new content
+/// goes to a temporary file beside its target first, and only when all of them are
+/// written are they renamed into place. A failure before the renames leaves every target
+/// untouched (the temporary files are removed).
+pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        let name = shown(path);
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mode = fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o644);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".gitseal-")
+            .tempfile_in(dir)
+            .with_context(|| format!("{name}: cannot create a temporary file beside it"))?;
+        tmp.write_all(bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .with_context(|| format!("{name}: cannot write"))?;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode))
+            .with_context(|| format!("{name}: cannot set permissions"))?;
+        staged.push((tmp, path));
+    }
+    for (tmp, path) in staged {
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("{}: cannot write", shown(path)))?;
+    }
     Ok(())
 }
 

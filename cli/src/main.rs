@@ -40,6 +40,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Import(args) => commands::import::run(args)?,
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

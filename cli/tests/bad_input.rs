@@ -488,7 +488,7 @@ fn cases() -> Vec<Case> {
         case("unseal: foreign SealedSecret (bitnami)")
             .file("bad.yaml", sealed_with("gitseal.dev/v1alpha1", "bitnami.com/v1alpha1"))
             .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
-            .expect(&["bad.yaml", "field `apiVersion`", "bitnami.com/v1alpha1"]),
+            .expect(&["bad.yaml", "field `kind`", "Bitnami Sealed Secrets", "gitseal import --bitnami-key"]),
         case("unseal: a plain Secret")
             .file("in.yaml", &ok_secret)
             .args(&["unseal", "-i", "a.key", "-f", "in.yaml"])
@@ -712,7 +712,7 @@ fn run_all(cases: &[Case]) -> Vec<String> {
 
 #[test]
 fn bad_input_cases() {
-    let cases = cases();
+    let cases: Vec<Case> = cases().into_iter().chain(import_cases()).collect();
     assert!(cases.len() >= 30, "only {} cases", cases.len());
     let mut names = std::collections::HashSet::new();
     for c in &cases {
@@ -755,4 +755,108 @@ fn yaml_type_errors_do_not_echo_values() {
         env.write("leak.yaml", &input);
         env.run(&["check", "leak.yaml"]).fails(1).hides(CANARY);
     }
+}
+
+/// `gitseal import` inputs that need no peer tool: key files, SOPS metadata, paths. (The
+/// ciphertexts of the real kubeseal and sops are in `import_interop.rs`.)
+fn import_cases() -> Vec<Case> {
+    let f = fixture();
+    let a = f.a_public.as_str();
+    let enc = |data: &str| {
+        format!(
+            "ENC[AES256_GCM,data:{data},iv:{},tag:{},type:str]",
+            b64(&[7u8; 32]),
+            b64(&[9u8; 16])
+        )
+    };
+    let sops_file = |meta: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: prod}}\ndata:\n  pw: {}\nsops:\n{meta}  lastmodified: '2026-11-27T00:00:00Z'\n  mac: {}\n  version: 3.13.3\n",
+            enc("AAAA"),
+            enc("BBBB")
+        )
+    };
+    let age_entry = format!(
+        "  age:\n    - recipient: {a}\n      enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        bm90IGFnZQ==\n        -----END AGE ENCRYPTED FILE-----\n"
+    );
+    let import_sops = ["import", "-i", "a.key", "-r", a, "in.yaml"];
+    let import_bitnami = ["import", "--bitnami-key", "k.pem", "-r", a, "sealed.yaml"];
+    let bitnami = "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: db, namespace: prod}\nspec:\n  encryptedData: {pw: AgA=}\n";
+    vec![
+        case("import: SOPS data key that is not an age file")
+            .file("in.yaml", sops_file(&age_entry))
+            .args(&import_sops)
+            .expect(&["in.yaml: document 1, field `sops.age[0].enc`", "not an age-encrypted data key"]),
+        case("import: SOPS file with PGP keys only")
+            .file("in.yaml", sops_file("  pgp:\n    - fp: ABCDEF\n      enc: x\n"))
+            .args(&import_sops)
+            .expect(&["in.yaml: document 1, field `sops`", "no age recipients"]),
+        case("import: SOPS Shamir key groups")
+            .file("in.yaml", sops_file(&format!("  shamir_threshold: 2\n  key_groups:\n    - age: []\n    - age: []\n{age_entry}")))
+            .args(&import_sops)
+            .expect(&["field `sops.key_groups`", "Shamir"]),
+        case("import: SOPS metadata in the second document")
+            .file("in.yaml", format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a, namespace: p}}\n---\n{}", sops_file(&age_entry)))
+            .args(&import_sops)
+            .expect(&["in.yaml: document 1", "first document", "document 2"]),
+        case("import: SOPS mac not a string")
+            .file("in.yaml", sops_file(&age_entry).replace(&format!("mac: {}", enc("BBBB")), "mac: 5"))
+            .args(&import_sops)
+            .expect(&["field `sops.mac`", "must be a string"]),
+        case("import: SOPS file without -i")
+            .file("in.yaml", sops_file(&age_entry))
+            .args(&["import", "-r", a, "in.yaml"])
+            .expect(&["in.yaml", "SOPS-encrypted", "-i FILE"]),
+        case("import: Bitnami key file holding a public key")
+            .file_mode("k.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["Bitnami key file k.pem, PEM block 1", "public key"]),
+        case("import: Bitnami key file passphrase-protected")
+            .file_mode("k.pem", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["k.pem, PEM block 1", "passphrase-protected"]),
+        case("import: Bitnami key file with a broken PEM block")
+            .file_mode("k.pem", format!("-----BEGIN RSA PRIVATE KEY-----\n{CANARY}\n-----END RSA PRIVATE KEY-----\n"), 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["k.pem, PEM block 1", "not a valid PKCS#1"]),
+        case("import: Bitnami key file truncated")
+            .file_mode("k.pem", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n", 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["k.pem, PEM block 1", "truncated"]),
+        case("import: Bitnami key Secret without tls.key")
+            .file_mode("k.pem", "apiVersion: v1\nkind: Secret\nmetadata: {name: k}\ndata: {tls.crt: eA==}\n", 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["k.pem, document 1, field `data.tls.key`", "tls.key"]),
+        case("import: Bitnami key file that is neither PEM nor a Secret")
+            .file_mode("k.pem", format!("{CANARY}\n"), 0o600)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["Bitnami key file k.pem", "document 1"]),
+        case("import: Bitnami key file readable by others")
+            .file_mode("k.pem", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", 0o644)
+            .file("sealed.yaml", bitnami)
+            .args(&import_bitnami)
+            .expect(&["Bitnami key file k.pem", "chmod 600"]),
+        case("import: `-` beside another path")
+            .args(&["import", "-r", a, "-", "sealed.yaml"])
+            .code(2)
+            .expect(&["`-`", "other paths"]),
+        case("import: missing path")
+            .args(&["import", "-r", a, "nope"])
+            .expect(&["nope", "cannot open"]),
+        case("import: standard input with nothing to import")
+            .args(&["import", "-r", a, "-"])
+            .stdin(secret_yaml("db", "prod"))
+            .expect(&["<stdin>", "no Bitnami SealedSecret", "to import"]),
+        case("import: a Bitnami file that is not valid YAML")
+            .file_mode("k.pem", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", 0o600)
+            .file("sealed.yaml", format!("{bitnami}  template: [\n"))
+            .args(&["import", "-r", a, "sealed.yaml"])
+            .expect(&["sealed.yaml", "not valid YAML"]),
+    ]
 }

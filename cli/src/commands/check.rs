@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use gitseal::import::{Neighbour, neighbour_of};
 use gitseal::manifest::{Document, SealedSecret, parse_documents};
 use gitseal::rules::Rules;
 use gitseal::sealing::binding_of;
@@ -38,8 +39,15 @@ pub fn run(args: CheckArgs) -> Result<bool> {
                 continue;
             }
         };
+        let mut sops_named = false;
         for doc in &docs {
-            if doc.is_secret() {
+            if let Some(n) = neighbour_of(doc) {
+                // One finding per SOPS file (its documents share one metadata block).
+                if n == Neighbour::Sops && std::mem::replace(&mut sops_named, true) {
+                    continue;
+                }
+                check_neighbour(doc, n, &name, &mut findings);
+            } else if doc.is_secret() {
                 check_plain_secret(doc, &name, &mut findings);
             } else if doc.is_sealed_secret() {
                 sealed_count += 1;
@@ -67,6 +75,26 @@ fn non_empty(v: Option<&Value>) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// A manifest sealed by another tool: the agent cannot open it, and it is not plaintext.
+fn check_neighbour(doc: &Document, n: Neighbour, name: &str, findings: &mut Vec<String>) {
+    let field = match n {
+        Neighbour::Bitnami => "kind".to_owned(),
+        Neighbour::Sops if gitseal::import::sops::has_metadata(&doc.value) => "sops".to_owned(),
+        Neighbour::Sops => gitseal::import::sops_values_in(&doc.value).unwrap_or_default(),
+    };
+    findings.push(
+        doc.error(
+            field,
+            format!(
+                "this is {}, which gitseal's agent cannot open; convert it: {}",
+                n.describe(),
+                n.import_command(name)
+            ),
+        )
+        .to_string(),
+    );
 }
 
 fn check_plain_secret(doc: &Document, name: &str, findings: &mut Vec<String>) {
