@@ -61,6 +61,10 @@ pub enum Command {
     /// in place and in memory: plaintext is never written. All files or none (see
     /// --keep-going).
     Import(ImportArgs),
+    /// Edit SealedSecrets as Secrets in $VISUAL/$EDITOR (the `sops FILE` habit): only
+    /// changed values are sealed again; the plaintext copy lives in a private folder that
+    /// is removed afterwards.
+    Edit(EditArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -369,4 +373,16 @@ pub struct ImportArgs {
     /// Output format when writing to standard output (PATH `-`).
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The SealedSecret file to edit (written back in place, atomically).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Identity file(s) able to open the values (an escrow or developer key); repeatable.
+    #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
+    pub identities: Vec<PathBuf>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
 }

@@ -41,6 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Import(args) => commands::import::run(args)?,
+        Command::Edit(args) => commands::edit::run(args)?,
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,
@@ -61,6 +62,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
+            } else if let Some(commands::edit::Interrupted(sig)) = e.downcast_ref() {
+                ExitCode::from(128u8.saturating_add(u8::try_from(*sig).unwrap_or(0)))
             } else {
                 ExitCode::FAILURE
             }

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod cluster_keys;
 pub mod create;
+pub mod edit;
 pub mod import;
 pub mod keys;
 pub mod reseal;
