@@ -36,7 +36,47 @@ struct RawRule {
     path: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     recipients: Vec<String>,
+    /// A recipients file (one `age1…` per line, `#` comments), relative to the rules
+    /// file's folder: what `gitseal keys fetch -o FILE` writes, so a key rotation flows in
+    /// without editing the rules.
+    #[serde(default, rename = "recipientsFile")]
+    recipients_file: Option<String>,
+}
+
+/// Largest recipients file read.
+pub const MAX_RECIPIENTS_FILE_BYTES: usize = 64 * 1024;
+
+/// Parses a recipients file: one `age1…` public key per line, blank lines and `#` comments
+/// (also after a key) ignored. Errors give the line number and the reason, never the line.
+pub fn parse_recipients_file(text: &str) -> Result<Vec<PublicKey>, String> {
+    if text.len() > MAX_RECIPIENTS_FILE_BYTES {
+        return Err(format!(
+            "is larger than {} KiB; a recipients file holds a few public keys",
+            MAX_RECIPIENTS_FILE_BYTES / 1024
+        ));
+    }
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.split('#').next().unwrap_or_default().trim();
+        if t.is_empty() {
+            continue;
+        }
+        let why = if t.starts_with("AGE-SECRET-KEY-") {
+            "is a private key; a recipients file holds public keys only (remove it and rotate that key)"
+        } else {
+            "is not an age X25519 public key (age1…)"
+        };
+        keys.push(
+            t.parse::<PublicKey>()
+                .map_err(|_| format!("line {} {why}", n + 1))?,
+        );
+    }
+    if keys.is_empty() {
+        return Err("holds no public keys".to_owned());
+    }
+    Ok(keys)
 }
 
 /// One rule: a glob over paths relative to the rules file's folder, and its recipients.
@@ -44,7 +84,10 @@ struct RawRule {
 pub struct Rule {
     pub path: String,
     pub name: Option<String>,
+    /// The listed recipients followed by those of `recipients_file`.
     pub recipients: Vec<PublicKey>,
+    /// The `recipientsFile` the rule names, as written (relative to the rules folder).
+    pub recipients_file: Option<String>,
     matcher: GlobMatcher,
 }
 
@@ -56,8 +99,22 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Parses the text of a rules file; `file` names it in errors.
+    /// Parses the text of a rules file; `file` names it in errors. A rule with a
+    /// `recipientsFile` is refused: use [`Rules::parse_with`], which can read it.
     pub fn parse(file: &str, text: &str) -> Result<Rules, RulesError> {
+        Self::parse_with(file, text, |_| {
+            Err("cannot be read here (no folder to read it from)".to_owned())
+        })
+    }
+
+    /// Parses the text of a rules file, reading each `recipientsFile` through `read` (given
+    /// the path as written; it returns the file's text or why not). The core reads no
+    /// files itself: the caller decides where a path may lead.
+    pub fn parse_with(
+        file: &str,
+        text: &str,
+        mut read: impl FnMut(&str) -> Result<String, String>,
+    ) -> Result<Rules, RulesError> {
         let err = |field: Option<String>, problem: String| RulesError {
             file: file.to_owned(),
             field,
@@ -84,17 +141,31 @@ impl Rules {
                 .literal_separator(true)
                 .build()
                 .map_err(|e| err(Some(format!("rules[{i}].path")), e.kind().to_string()))?;
-            let recipients = keys(&r.recipients, &format!("rules[{i}].recipients"))?;
+            let mut recipients = keys(&r.recipients, &format!("rules[{i}].recipients"))?;
+            if let Some(path) = &r.recipients_file {
+                let field = Some(format!("rules[{i}].recipientsFile"));
+                let shown = crate::scope::printable(path);
+                let text =
+                    read(path).map_err(|why| err(field.clone(), format!("{shown}: {why}")))?;
+                let from_file = parse_recipients_file(&text)
+                    .map_err(|why| err(field.clone(), format!("{shown}: {why}")))?;
+                for k in from_file {
+                    if !recipients.contains(&k) {
+                        recipients.push(k);
+                    }
+                }
+            }
             if recipients.is_empty() {
                 return Err(err(
                     Some(format!("rules[{i}].recipients")),
-                    "needs at least one age1… public key".into(),
+                    "needs at least one age1… public key (or a recipientsFile)".into(),
                 ));
             }
             rules.push(Rule {
                 path: r.path.clone(),
                 name: r.name.clone(),
                 recipients,
+                recipients_file: r.recipients_file.clone(),
                 matcher: glob.compile_matcher(),
             });
         }
@@ -181,5 +252,50 @@ mod tests {
             .to_string();
         assert!(e.contains("rules[0].path"), "{e}");
         assert!(Rules::parse("r.yaml", "").is_err());
+    }
+
+    #[test]
+    fn recipients_files_add_keys_and_name_lines_not_content() {
+        let (p, q) = (SecretKey::generate(), SecretKey::generate());
+        let text = format!(
+            "rules:\n  - path: 'prod/**'\n    recipientsFile: clusters/prod.pub\n  - path: '**'\n    recipients: [{}]\n    recipientsFile: clusters/dev.pub\n",
+            p.public()
+        );
+        let files = |path: &str| -> Result<String, String> {
+            match path {
+                "clusters/prod.pub" => Ok(format!(
+                    "# gitseal: sealing key\n{}  # current\n",
+                    q.public()
+                )),
+                "clusters/dev.pub" => Ok(format!("{}\n", p.public())),
+                _ => Err("not found".into()),
+            }
+        };
+        let rules = Rules::parse_with("r.yaml", &text, files).unwrap();
+        assert_eq!(
+            rules.recipients_for("prod/a.yaml").unwrap(),
+            vec![q.public().clone()]
+        );
+        assert_eq!(
+            rules.recipients_for("dev/a.yaml").unwrap(),
+            vec![p.public().clone()]
+        );
+        assert_eq!(
+            rules.rules[0].recipients_file.as_deref(),
+            Some("clusters/prod.pub")
+        );
+        let e = Rules::parse_with("r.yaml", &text, |_| Ok("CANARY-line\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "r.yaml, field `rules[0].recipientsFile`: clusters/prod.pub: line 1 is not an age X25519 public key (age1…)"
+        );
+        let e = Rules::parse("r.yaml", &text).unwrap_err().to_string();
+        assert!(e.contains("rules[0].recipientsFile"), "{e}");
+        let e = Rules::parse_with("r.yaml", &text, |_| Ok("# none\n".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("holds no public keys"), "{e}");
     }
 }

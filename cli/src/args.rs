@@ -245,6 +245,10 @@ pub struct SealArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub format: Format,
+    /// Choose recipients by the .gitseal.yaml rules for PATH, the file the result will be
+    /// committed as (for output to standard output, and --raw values).
+    #[arg(long = "for", value_name = "PATH")]
+    pub for_path: Option<PathBuf>,
     /// Seal one raw value read from the input and print its base64 ciphertext.
     #[arg(long, requires = "key", conflicts_with_all = ["merge_into", "format"])]
     pub raw: bool,

@@ -135,30 +135,91 @@ pub fn find_rules(dir: &Path) -> Result<Option<(PathBuf, Rules)>> {
     } else {
         dir
     };
-    let abs = fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+    let abs = absolute(start);
     for d in abs.ancestors() {
         let candidate = d.join(RULES_FILE);
         if candidate.is_file() {
             let name = shown(&candidate);
             let text = read_text(&candidate)?;
-            let rules = Rules::parse(&name, &text)?;
+            let rules = Rules::parse_with(&name, &text, |rel| read_recipients_file(d, rel))?;
             return Ok(Some((d.to_path_buf(), rules)));
         }
     }
     Ok(None)
 }
 
-/// `path` relative to `base`, `/`-separated; the path is made absolute first.
-pub fn relative_to(base: &Path, path: &Path) -> Option<String> {
+/// Reads a rule's `recipientsFile`: a relative path inside the rules file's folder (no
+/// `..`, no symbolic link out of it), a regular file of at most 64 KiB. The rules file is
+/// committed by whoever can push; this keeps it from pointing `check` in CI at other files.
+fn read_recipients_file(base: &Path, rel: &str) -> std::result::Result<String, String> {
+    use std::path::Component;
+    let base = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let p = Path::new(rel);
+    if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(
+            "must be a relative path below the folder of .gitseal.yaml (no `..`)".to_owned(),
+        );
+    }
+    let full = base.join(p);
+    let canon = fs::canonicalize(&full).map_err(|e| format!("cannot open: {}", e.kind()))?;
+    let base = fs::canonicalize(base).map_err(|e| format!("cannot open: {}", e.kind()))?;
+    if !canon.starts_with(&base) {
+        return Err("leads outside the folder of .gitseal.yaml (a symbolic link?)".to_owned());
+    }
+    let meta = fs::metadata(&canon).map_err(|e| format!("cannot open: {}", e.kind()))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".to_owned());
+    }
+    if meta.len() > gitseal::rules::MAX_RECIPIENTS_FILE_BYTES as u64 {
+        return Err("is larger than 64 KiB; a recipients file holds a few public keys".to_owned());
+    }
+    let bytes = fs::read(&canon).map_err(|e| format!("cannot read: {}", e.kind()))?;
+    String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned())
+}
+
+/// A path as the user would type it from the current folder (relative when below it).
+pub fn near(path: &Path) -> String {
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|c| fs::canonicalize(c).ok());
+    match cwd.as_deref().and_then(|c| path.strip_prefix(c).ok()) {
+        Some(rel) if !rel.as_os_str().is_empty() => shown(rel),
+        _ => shown(path),
+    }
+}
+
+/// `path` made absolute, its existing part canonical and the part not created yet (a
+/// `--for` or `-w` path in a new folder) appended as written.
+pub fn absolute(path: &Path) -> PathBuf {
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().ok()?.join(path)
+        std::env::current_dir().unwrap_or_default().join(path)
     };
-    // Canonicalize the folder (the file itself may not exist yet).
-    let parent = abs.parent()?;
-    let parent = fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
-    let full = parent.join(abs.file_name()?);
+    let mut tail = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(mut out) = fs::canonicalize(cur) {
+            out.extend(tail.iter().rev());
+            return out;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                tail.push(name.to_owned());
+                cur = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// `path` relative to `base`, `/`-separated; the path is made absolute first.
+pub fn relative_to(base: &Path, path: &Path) -> Option<String> {
+    let full = absolute(path);
     let rel = full.strip_prefix(base).ok()?;
     Some(
         rel.components()
@@ -196,7 +257,7 @@ pub fn recipients_for(args: &RecipientArgs, target: Option<&Path>) -> Result<Vec
     };
     let Some(target) = target else {
         bail!(
-            "no recipients: {RULES_FILE} rules match on the output path; pass -w OUT or -r AGE1…"
+            "no recipients: {RULES_FILE} rules match on the output path; pass -w OUT, --for PATH (where it will be committed) or -r AGE1…"
         );
     };
     let rel = relative_to(&base, target).unwrap_or_default();

@@ -299,3 +299,151 @@ fn check_of_a_missing_path_fails() {
         .stderr_has(&["nowhere"]);
     env.run(&["check"]).fails(2);
 }
+
+/// A rules file whose production keys come from `clusters/prod.pub`, written in the layout
+/// `gitseal keys fetch -o clusters/prod.pub` uses.
+fn repo_with_keys_file() -> (Env, String, String) {
+    let env = Env::new();
+    let old = env.key("old.key");
+    let staging = env.key("s.key");
+    env.write(
+        "clusters/prod.pub",
+        format!("# gitseal: sealing key of namespace gitseal-system (key id 00000000, created 2026-11-01T00:00:00Z)\n{old}\n"),
+    );
+    env.write(
+        ".gitseal.yaml",
+        format!(
+            "rules:\n  - path: 'clusters/prod/**'\n    name: prod\n    recipientsFile: clusters/prod.pub\n  - path: 'clusters/**'\n    recipients: [{staging}]\n"
+        ),
+    );
+    env.write("in.yaml", secret_yaml("db", "prod"));
+    (env, old, staging)
+}
+
+#[test]
+fn recipients_files_follow_a_key_rotation_through_reseal_and_check() {
+    let (env, _old, _) = repo_with_keys_file();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/db.yaml"])
+        .ok();
+    assert!(opens(&env, "old.key", "clusters/prod/db.yaml"));
+    assert!(!opens(&env, "s.key", "clusters/prod/db.yaml"));
+    env.run(&["check", "clusters"]).ok();
+
+    // The cluster rotates; `keys fetch` rewrites the recipients file. The rules did not
+    // change, yet check now names the file, the re-encryption and the refresh.
+    let new = env.key("new.key");
+    env.write("clusters/prod.pub", format!("# rotated\n{new}\n"));
+    let run = env.run(&["check", "clusters"]).fails(1).hides(CANARY);
+    for part in [
+        "clusters/prod/db.yaml: document 1, field `spec.encryptedData.",
+        "the rule takes its keys from clusters/prod.pub",
+        "gitseal reseal -i IDENTITY clusters/prod/db.yaml",
+        "gitseal reseal --cluster clusters/prod/db.yaml",
+        "gitseal keys fetch -o clusters/prod.pub",
+    ] {
+        assert!(run.stdout.contains(part), "lacks {part:?}:\n{}", run.stdout);
+    }
+    env.run(&["reseal", "-i", "old.key", "clusters"]).ok();
+    assert!(opens(&env, "new.key", "clusters/prod/db.yaml"));
+    assert!(!opens(&env, "old.key", "clusters/prod/db.yaml"));
+    env.run(&["check", "clusters"]).ok();
+}
+
+#[test]
+fn recipients_files_that_lead_elsewhere_or_hold_secrets_are_refused() {
+    let (env, _, _) = repo_with_keys_file();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.pub"), format!("{CANARY}\n")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("x.pub"), env.path("clusters/link.pub"))
+        .unwrap();
+    let private = env.read("old.key");
+    let private_line = private
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .to_owned();
+    env.write("clusters/leak.pub", &private);
+    env.write("clusters/junk.pub", format!("{CANARY}\n"));
+    let abs = outside.path().join("x.pub").display().to_string();
+    for (file, expect) in [
+        ("../x.pub", "no `..`"),
+        (abs.as_str(), "no `..`"),
+        ("clusters/link.pub", "leads outside the folder"),
+        ("clusters/none.pub", "cannot open"),
+        ("clusters/leak.pub", "line 3 is a private key"),
+        (
+            "clusters/junk.pub",
+            "line 1 is not an age X25519 public key",
+        ),
+        ("clusters", "not a regular file"),
+    ] {
+        env.write(
+            ".gitseal.yaml",
+            format!("rules:\n  - path: '**'\n    recipientsFile: '{file}'\n"),
+        );
+        let run = env
+            .run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/db.yaml"])
+            .fails(1)
+            .hides(CANARY)
+            .hides(&private_line[16..])
+            .stderr_has(&[".gitseal.yaml, field `rules[0].recipientsFile`", expect]);
+        assert!(!env.exists("clusters/prod/db.yaml"), "{}", run.stderr);
+        // check reports it as a finding, never echoing the file.
+        env.write("clusters/prod/x.yaml", "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {name: x, namespace: prod}\nspec: {encryptedData: {}}\n");
+        env.run(&["check", "clusters"])
+            .fails(1)
+            .hides(CANARY)
+            .hides(&private_line[16..])
+            .stdout_has(&["rules[0].recipientsFile", expect]);
+        std::fs::remove_file(env.path("clusters/prod/x.yaml")).unwrap();
+    }
+}
+
+#[test]
+fn raw_values_and_stdout_use_the_rules_of_the_for_path() {
+    let (env, _, _) = repo_with_keys_file();
+    let out = env
+        .run_stdin(
+            &[
+                "seal",
+                "--raw",
+                "-n",
+                "prod",
+                "--name",
+                "db",
+                "--key",
+                "password",
+                "--for",
+                "clusters/prod/db.yaml",
+            ],
+            CANARY,
+        )
+        .ok()
+        .hides(CANARY);
+    let ct = out.stdout.trim().to_owned();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    env.run(&["seal", "-f", "in.yaml", "-w", "clusters/prod/db.yaml"])
+        .ok();
+    let merged = edit_ciphertext(&env.read("clusters/prod/db.yaml"), "password", |c| {
+        *c = unb64(&ct)
+    });
+    env.write("clusters/prod/db.yaml", merged);
+    assert!(opens(&env, "old.key", "clusters/prod/db.yaml"));
+    // Without --for (and without -w) the rules cannot be matched.
+    env.run_stdin(
+        &[
+            "seal", "--raw", "-n", "prod", "--name", "db", "--key", "password",
+        ],
+        CANARY,
+    )
+    .fails(1)
+    .stderr_has(&["--for PATH"]);
+    // A whole Secret to standard output, recipients by --for.
+    let out = env
+        .run(&["seal", "-f", "in.yaml", "--for", "clusters/staging/db.yaml"])
+        .ok();
+    env.write("clusters/staging/db.yaml", &out.stdout);
+    assert!(opens(&env, "s.key", "clusters/staging/db.yaml"));
+    assert!(!opens(&env, "old.key", "clusters/staging/db.yaml"));
+}

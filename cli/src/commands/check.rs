@@ -168,6 +168,14 @@ fn check_sealed(
     if sealed.encrypted_data.is_empty() {
         findings.push(doc.error("spec.encryptedData", "is empty").to_string());
     }
+    // Where the wanted keys come from, for the advice: the rule's recipients file.
+    let keys_file = rules.and_then(|(base, rules)| {
+        let rel = relative_to(base, file).unwrap_or_default();
+        rules
+            .rule_for(&rel)
+            .and_then(|r| r.recipients_file.as_deref())
+            .map(|f| crate::io::near(&base.join(f)))
+    });
     let wanted: Option<Vec<KeyId>> = rules.map(|(base, rules)| {
         let rel = relative_to(base, file).unwrap_or_default();
         let mut w: Vec<KeyId> = rules
@@ -227,14 +235,22 @@ fn check_sealed(
             have.sort();
             have.dedup();
             if &have != want {
+                let fix = match &keys_file {
+                    // The wanted keys follow the cluster through a recipients file: either
+                    // the cluster rotated (re-encrypt the value) or the file is stale.
+                    Some(kf) => format!(
+                        "the rule takes its keys from {kf}: re-encrypt to them with gitseal reseal -i IDENTITY {f} (or gitseal reseal --cluster {f}); if {kf} is out of date, refresh it first: gitseal keys fetch -o {kf}",
+                        f = shown(file)
+                    ),
+                    None => format!("run gitseal reseal -i IDENTITY {}", shown(file)),
+                };
                 findings.push(
                     doc.error(
                         &field,
                         format!(
-                            "sealed to key id(s) {} but the rules want {}; run gitseal reseal -i IDENTITY {}",
+                            "sealed to key id(s) {} but the rules want {}; {fix}",
                             ids(&have),
                             ids(want),
-                            shown(file)
                         ),
                     )
                     .to_string(),

@@ -33,7 +33,13 @@ pub fn run(args: SealArgs) -> Result<()> {
         )));
     }
     let from_file = (args.file != Path::new("-")).then_some(args.file.as_path());
-    let recipients = recipients_for(&args.recipients, args.write.as_deref().or(from_file))?;
+    let recipients = recipients_for(
+        &args.recipients,
+        args.for_path
+            .as_deref()
+            .or(args.write.as_deref())
+            .or(from_file),
+    )?;
     let target = SealTarget {
         scope: args.scope.map(Into::into),
         name: args.name.as_deref(),
@@ -77,7 +83,10 @@ fn raw(args: &SealArgs) -> Result<()> {
             ))
         })?;
     let value = read_input(&args.file)?;
-    let recipients = recipients_for(&args.recipients, args.write.as_deref())?;
+    let recipients = recipients_for(
+        &args.recipients,
+        args.for_path.as_deref().or(args.write.as_deref()),
+    )?;
     let ct = gitseal::seal(&value, &recipients, &binding)
         .with_context(|| format!("{}: cannot seal", shown(&args.file)))?;
     let mut line = base64::engine::general_purpose::STANDARD.encode(ct);
