@@ -14,6 +14,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)   # kubeseal interop: an RSA key + cert
 command -v flock >/dev/null 2>&1 || need+=(util-linux)  # scripts/peers.sh serialises builds
+command -v script >/dev/null 2>&1 || need+=(bsdutils)  # a pseudo-terminal for the CLI tests
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]}" >&2

@@ -55,7 +55,8 @@ pub enum Command {
     /// Re-encrypt SealedSecrets in place for new recipients, offline.
     Reseal(ResealArgs),
     /// Lint a repository: plaintext Secrets, malformed SealedSecrets, recipients and
-    /// scopes that do not match. Exits 1 on any finding.
+    /// scopes that do not match, other tools' secrets. Exits 1 on any finding, 3 when it
+    /// could not check (a path that cannot be read).
     Check(CheckArgs),
     /// Convert Bitnami SealedSecrets and SOPS-encrypted Secrets into gitseal SealedSecrets,
     /// in place and in memory: plaintext is never written. All files or none (see
@@ -340,6 +341,17 @@ pub struct CheckArgs {
     /// Files or folders to check.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Output format of the findings: text (one line each), json, or sarif (SARIF 2.1.0
+    /// for code scanning).
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Debug, Args)]

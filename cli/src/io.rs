@@ -361,6 +361,49 @@ pub fn write_private(path: &Path, text: &[u8], force: bool) -> Result<()> {
     Ok(())
 }
 
+/// The regular file standard output is redirected to (`> FILE`), if any: found through
+/// /proc/self/fd/1 and checked to be the same file (device and inode).
+pub fn stdout_file() -> Option<PathBuf> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let meta = File::from(fd).metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let path = fs::read_link("/proc/self/fd/1").ok()?;
+    let named = fs::metadata(&path).ok()?;
+    (named.dev() == meta.dev() && named.ino() == meta.ino()).then_some(path)
+}
+
+/// After a failed command: a `> FILE` redirection leaves an empty FILE behind, made by the
+/// shell before gitseal ran. Remove it when it is still empty and was created for this run
+/// (modified no earlier than shortly before the process started); otherwise say why it is
+/// there. Returns the note to print.
+pub fn after_failed_redirect(started: std::time::SystemTime) -> Option<String> {
+    use std::os::fd::AsFd;
+    let path = stdout_file()?;
+    let fd = io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let meta = File::from(fd).metadata().ok()?;
+    if meta.len() != 0 {
+        return None;
+    }
+    let name = near(&path);
+    let fresh = meta
+        .modified()
+        .ok()
+        .is_some_and(|m| m + std::time::Duration::from_secs(5) >= started);
+    if fresh && fs::remove_file(&path).is_ok() {
+        Some(format!(
+            "note: removed the empty {name} that the shell's redirection created; nothing was written (gitseal -w FILE writes a file only on success)"
+        ))
+    } else {
+        Some(format!(
+            "note: {name} is empty: the shell's redirection created or opened it before gitseal ran; nothing was written to it"
+        ))
+    }
+}
+
 /// Writes output to a file (atomically) or to standard output.
 pub fn emit(out: Option<&Path>, bytes: &[u8]) -> Result<()> {
     match out {

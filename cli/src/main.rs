@@ -28,6 +28,9 @@ pub fn usage(message: String) -> anyhow::Error {
     UsageError(message).into()
 }
 
+/// `check`'s exit code when it could not check (as opposed to 1: findings).
+const CHECK_ERROR: u8 = 3;
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => commands::keys::run(cmd)?,
@@ -35,11 +38,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => commands::create::run(args)?,
         Command::Unseal(args) => commands::unseal::run(args)?,
         Command::Reseal(args) => commands::reseal::run(args)?,
-        Command::Check(args) => {
-            if !commands::check::run(args)? {
-                return Ok(ExitCode::FAILURE);
+        Command::Check(args) => match commands::check::run(args) {
+            Ok(true) => {}
+            Ok(false) => return Ok(ExitCode::FAILURE),
+            // Findings are 1; a check that could not run is 3, so CI tells them apart.
+            Err(e) if e.downcast_ref::<UsageError>().is_none() => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(CHECK_ERROR));
             }
-        }
+            Err(e) => return Err(e),
+        },
         Command::Import(args) => commands::import::run(args)?,
         Command::Edit(args) => commands::edit::run(args)?,
         Command::Completion { shell } => {
@@ -55,11 +63,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::SystemTime::now();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(note) = io::after_failed_redirect(started) {
+                eprintln!("{note}");
+            }
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else if let Some(commands::edit::Interrupted(sig)) = e.downcast_ref() {

@@ -294,10 +294,117 @@ fn check_flags_a_broken_rules_file_and_uncovered_files() {
 #[test]
 fn check_of_a_missing_path_fails() {
     let env = Env::new();
+    // Could not check (3) is not the same as findings (1), nor a usage error (2).
     env.run(&["check", "nowhere"])
-        .fails(1)
+        .fails(3)
         .stderr_has(&["nowhere"]);
     env.run(&["check"]).fails(2);
+    env.run(&["check", "-o", "xml", "."]).fails(2);
+}
+
+/// A repository with one finding of each of three kinds, in a second document, a JSON
+/// file and a plain Secret.
+fn repo_with_findings() -> Env {
+    let (env, [p, ..]) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    env.run(&[
+        "seal",
+        "-f",
+        "in.yaml",
+        "-r",
+        &p,
+        "-w",
+        "clusters/prod/db.yaml",
+    ])
+    .ok();
+    let good = env.read("clusters/prod/db.yaml");
+    env.write(
+        "clusters/prod/two.yaml",
+        format!("{good}---\n{}", good.replace("name: db", "name: moved")),
+    );
+    env.write("clusters/prod/plain.json", r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"p","namespace":"prod"},"data":{"k":"dg=="}}"#);
+    env
+}
+
+#[test]
+fn check_json_and_sarif_name_file_document_field_and_rule() {
+    let env = repo_with_findings();
+    let text = env.run(&["check", "."]).fails(1).hides(CANARY);
+    let json = env
+        .run(&["check", "-o", "json", "."])
+        .fails(1)
+        .hides(CANARY);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(
+        findings.len(),
+        text.stdout.lines().count(),
+        "{}",
+        json.stdout
+    );
+    assert_eq!(v["sealedSecrets"], 3);
+    let moved = findings
+        .iter()
+        .find(|f| f["file"] == "./clusters/prod/two.yaml")
+        .unwrap_or_else(|| panic!("{}", json.stdout));
+    assert_eq!(moved["rule"], "scope-mismatch");
+    assert_eq!(moved["document"], 2);
+    assert!(
+        moved["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.encryptedData.")
+    );
+    assert!(
+        moved["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("scope does not match")
+    );
+    let plain = findings
+        .iter()
+        .find(|f| f["rule"] == "plaintext-secret")
+        .unwrap();
+    assert_eq!(plain["file"], "./clusters/prod/plain.json");
+
+    let sarif = env
+        .run(&["check", "-o", "sarif", "."])
+        .fails(1)
+        .hides(CANARY);
+    let s: serde_json::Value = serde_json::from_str(&sarif.stdout).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    let run = &s["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "gitseal");
+    let rule_ids: Vec<&str> = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len());
+    for r in results {
+        assert!(rule_ids.contains(&r["ruleId"].as_str().unwrap()), "{r}");
+        assert_eq!(r["level"], "error");
+    }
+    let moved = results
+        .iter()
+        .find(|r| r["ruleId"] == "scope-mismatch")
+        .unwrap();
+    let loc = &moved["locations"][0]["physicalLocation"];
+    assert_eq!(loc["artifactLocation"]["uri"], "clusters/prod/two.yaml");
+    // The second document starts after the first one's lines and the `---`.
+    let first_doc_lines = env.read("clusters/prod/db.yaml").lines().count() as u64;
+    assert_eq!(loc["region"]["startLine"], first_doc_lines + 2);
+    // A clean repository: an empty result list and exit 0.
+    let clean = Env::new();
+    clean.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    );
+    let out = clean.run(&["check", "-o", "sarif", "."]).ok();
+    let s: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(s["runs"][0]["results"].as_array().unwrap().len(), 0);
 }
 
 /// A rules file whose production keys come from `clusters/prod.pub`, written in the layout
@@ -446,4 +553,76 @@ fn raw_values_and_stdout_use_the_rules_of_the_for_path() {
     env.write("clusters/staging/db.yaml", &out.stdout);
     assert!(opens(&env, "s.key", "clusters/staging/db.yaml"));
     assert!(!opens(&env, "old.key", "clusters/staging/db.yaml"));
+}
+
+/// Runs `sh -c SCRIPT` in the folder with `$GITSEAL` set to the binary.
+fn shell(env: &Env, script: &str) -> Run {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(env.dir.path())
+        .env("GITSEAL", env!("CARGO_BIN_EXE_gitseal"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        args: vec![script.to_owned()],
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stdout_bytes: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_redirect_picks_the_rules_and_a_failed_one_leaves_no_empty_file() {
+    let (env, _) = repo();
+    std::fs::create_dir_all(env.path("clusters/prod")).unwrap();
+    // `> FILE` counts as the output path for the rules, like -w.
+    shell(&env, "\"$GITSEAL\" seal -f in.yaml > clusters/prod/db.yaml").ok();
+    assert!(opens(&env, "p.key", "clusters/prod/db.yaml"));
+    assert!(!opens(&env, "s.key", "clusters/prod/db.yaml"));
+    // A failure behind `> FILE` removes the empty file the shell made, and says so.
+    shell(
+        &env,
+        "\"$GITSEAL\" seal -f missing.yaml > clusters/prod/x.yaml",
+    )
+    .fails(1)
+    .stderr_has(&["missing.yaml", "removed the empty clusters/prod/x.yaml"]);
+    assert!(!env.exists("clusters/prod/x.yaml"));
+    // An empty file that was there before (`>>`) is kept, with the reason.
+    env.write("old.yaml", "");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(env.path("old.yaml"))
+        .unwrap();
+    old.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    shell(&env, "\"$GITSEAL\" seal -f missing.yaml >> old.yaml")
+        .fails(1)
+        .stderr_has(&["old.yaml is empty", "nothing was written"]);
+    assert!(env.exists("old.yaml"));
+}
+
+#[test]
+fn seal_reading_a_terminal_says_what_it_waits_for() {
+    let env = Env::new();
+    let public = env.key("id.key");
+    // `script` gives gitseal a pseudo-terminal as standard input; Ctrl-D ends it.
+    let run = shell(
+        &env,
+        &format!(
+            "(sleep 1; printf '\\004') | script -qec '\"$GITSEAL\" seal -r {public} -n x' /dev/null"
+        ),
+    );
+    assert!(
+        run.stdout.contains("reading the input from the terminal") && run.stdout.contains("Ctrl-D"),
+        "{run:?}"
+    );
+    // Not on a pipe.
+    env.run_stdin(&["seal", "-r", &public], secret_yaml("db", "prod"))
+        .ok()
+        .no_panic();
+    let piped = env.run_stdin(&["seal", "-r", &public], "");
+    assert!(!piped.stderr.contains("terminal"), "{}", piped.stderr);
 }

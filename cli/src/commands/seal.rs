@@ -10,7 +10,7 @@ use gitseal::{Binding, Scope};
 
 use crate::args::SealArgs;
 use crate::commands::render_file;
-use crate::io::{emit, read_input, read_text, recipients_for, shown};
+use crate::io::{emit, read_input, read_text, recipients_for, shown, stdout_file};
 use crate::usage;
 
 pub fn run(args: SealArgs) -> Result<()> {
@@ -21,6 +21,7 @@ pub fn run(args: SealArgs) -> Result<()> {
         return merge_into(&args, into);
     }
     let source = shown(&args.file);
+    stdin_hint(&args.file);
     let text = read_text(&args.file)?;
     let docs = parse_documents(&source, &text)?;
     if docs.is_empty() {
@@ -33,11 +34,19 @@ pub fn run(args: SealArgs) -> Result<()> {
         )));
     }
     let from_file = (args.file != Path::new("-")).then_some(args.file.as_path());
+    // Rules match on where the result goes: --for, -w, a `> FILE` redirection, else the
+    // input file.
+    let redirected = if args.write.is_none() {
+        stdout_file()
+    } else {
+        None
+    };
     let recipients = recipients_for(
         &args.recipients,
         args.for_path
             .as_deref()
             .or(args.write.as_deref())
+            .or(redirected.as_deref())
             .or(from_file),
     )?;
     let target = SealTarget {
@@ -56,6 +65,16 @@ pub fn run(args: SealArgs) -> Result<()> {
         args.write.as_deref(),
         render(&out, args.format.into()).as_bytes(),
     )
+}
+
+/// Reading standard input from a terminal looks like a hang: say what is expected.
+fn stdin_hint(file: &Path) {
+    use std::io::IsTerminal;
+    if file == Path::new("-") && std::io::stdin().is_terminal() {
+        eprintln!(
+            "gitseal: reading the input from the terminal; type or paste it, then press Ctrl-D (or pass -f FILE)"
+        );
+    }
 }
 
 /// A Secret with at least one key: an empty one (often a misspelt `stringData`) would
@@ -82,10 +101,19 @@ fn raw(args: &SealArgs) -> Result<()> {
                 "--raw: {e} (give --namespace, --name and --key as the scope needs)"
             ))
         })?;
+    stdin_hint(&args.file);
     let value = read_input(&args.file)?;
+    let redirected = if args.write.is_none() {
+        stdout_file()
+    } else {
+        None
+    };
     let recipients = recipients_for(
         &args.recipients,
-        args.for_path.as_deref().or(args.write.as_deref()),
+        args.for_path
+            .as_deref()
+            .or(args.write.as_deref())
+            .or(redirected.as_deref()),
     )?;
     let ct = gitseal::seal(&value, &recipients, &binding)
         .with_context(|| format!("{}: cannot seal", shown(&args.file)))?;
