@@ -14,6 +14,13 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::scope::{Scope, printable, validate_key, validate_name, validate_namespace};
 
+pub mod hostile;
+mod limits;
+pub use limits::{
+    MAX_DEPTH, MAX_FILE_BYTES, MAX_FILE_DOCUMENTS, MAX_FILE_NODES, MAX_PASS_BYTES,
+    MAX_PASS_DOCUMENTS, MAX_PASS_NODES, ManifestLimits, PassBudget, ScanSummary, scan,
+};
+
 pub const API_VERSION: &str = "gitseal.dev/v1alpha1";
 pub const KIND: &str = "SealedSecret";
 /// kubectl's client-side apply record: it holds a copy of the whole object, values included.
@@ -21,9 +28,12 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// Where in the input a problem is: file (or `-`), document (1-based) and field path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: document {document}{}: {problem}", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
+#[error("{file}{}{}: {problem}",
+    if *document > 0 { format!(": document {document}") } else { String::new() },
+    field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
 pub struct ManifestError {
     pub file: String,
+    /// 1-based; 0 when the problem is the whole file (its size).
     pub document: usize,
     pub field: Option<String>,
     pub problem: String,
@@ -134,8 +144,24 @@ impl fmt::Debug for SensitiveValue {
 }
 
 /// Splits a YAML or JSON text into its non-empty documents; `kind: List` documents are
-/// expanded into their items.
+/// expanded into their items. The text is first checked against the default
+/// [`ManifestLimits`] (size, documents, nesting, nodes with aliases expanded).
 pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    limits::parse_limited(source, text, &ManifestLimits::DEFAULT)
+}
+
+/// [`parse_documents`] within the per-file part of `limits`; the agent counts whole passes
+/// with a [`PassBudget`].
+pub fn parse_documents_with(
+    source: &str,
+    text: &str,
+    limits: &ManifestLimits,
+) -> Result<Vec<Document>, ManifestError> {
+    limits::parse_limited(source, text, limits)
+}
+
+/// The parse itself, for a text the pre-scan has passed.
+fn parse_checked(source: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
@@ -145,7 +171,7 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Manife
             field: None,
             problem: format!("not valid YAML or JSON: {}", yaml_error(&e)),
         })?;
-        let doc = Document {
+        let mut doc = Document {
             source: source.to_owned(),
             index,
             prefix: String::new(),
@@ -157,8 +183,8 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<Document>, Manife
             _ => return Err(doc.error("", "expected a Kubernetes object (a mapping)")),
         }
         if doc.kind() == Some("List") || doc.kind().is_some_and(|k| k.ends_with("List")) {
-            let items = match doc.value.get("items") {
-                Some(Value::Sequence(items)) => items.clone(),
+            let items = match doc.value.get_mut("items").map(std::mem::take) {
+                Some(Value::Sequence(items)) => items,
                 None | Some(Value::Null) => Vec::new(),
                 Some(_) => return Err(doc.error("items", "must be a list")),
             };

@@ -8,9 +8,19 @@ use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
 use crate::keys::PublicKey;
+use crate::manifest::{ManifestLimits, scan};
 
 /// The file name gitseal looks for, from the sealed file's folder up to the filesystem root.
 pub const RULES_FILE: &str = ".gitseal.yaml";
+
+/// Limits on a rules file, checked before it is parsed: it holds a few globs and keys, and
+/// `gitseal check` reads it from whoever committed it.
+pub const RULES_LIMITS: ManifestLimits = ManifestLimits {
+    file_bytes: 1 << 20,
+    file_nodes: 100_000,
+    depth: 16,
+    ..ManifestLimits::DEFAULT
+};
 
 /// Why a rules file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +130,7 @@ impl Rules {
             field,
             problem,
         };
+        scan(file, text, &RULES_LIMITS).map_err(|e| err(None, e.problem))?;
         let raw: RawRules = match serde_yaml::from_str::<Option<RawRules>>(text) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(err(None, "is empty; it needs a `rules` list".into())),
@@ -297,5 +308,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.ends_with("holds no public keys"), "{e}");
+    }
+
+    #[test]
+    fn hostile_rules_files_are_refused_before_parsing() {
+        let k = 2_000;
+        let bomb = format!(
+            "escrow: &a [{}]\nrules: [{}]\n",
+            vec!["x"; k].join(", "),
+            vec!["*a"; k].join(", ")
+        );
+        let e = Rules::parse("r.yaml", &bomb).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "r.yaml: more than 100000 YAML nodes in the file once aliases are expanded"
+            ),
+            "{e}"
+        );
+        let deep = format!("rules: {}{}\n", "[".repeat(20), "]".repeat(20));
+        let e = Rules::parse("r.yaml", &deep).unwrap_err().to_string();
+        assert!(e.contains("nested more than 16 levels deep"), "{e}");
     }
 }

@@ -15,8 +15,9 @@ use zeroize::Zeroizing;
 
 use crate::args::RecipientArgs;
 
-/// Largest manifest or value file read (Kubernetes objects are at most ~1.5 MiB).
-pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+/// Largest manifest or value file read: the core's limit on a manifest file (Kubernetes
+/// objects are at most ~1.5 MiB), checked before the file is read.
+pub const MAX_INPUT_BYTES: u64 = gitseal::manifest::MAX_FILE_BYTES as u64;
 
 /// How a path is shown in messages.
 pub fn shown(path: &Path) -> String {
@@ -32,20 +33,31 @@ pub fn shown(path: &Path) -> String {
 pub fn read_input(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     let mut buf = Zeroizing::new(Vec::new());
     let name = shown(path);
+    let too_large = || {
+        anyhow::anyhow!(
+            "{name}: input is larger than {} MiB (limit: bytes per file); Kubernetes objects are far smaller — is this the right file?",
+            MAX_INPUT_BYTES / 1024 / 1024
+        )
+    };
     let reader: Box<dyn Read> = if path == Path::new("-") {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(File::open(path).with_context(|| format!("{name}: cannot open"))?)
+        let file = File::open(path).with_context(|| format!("{name}: cannot open"))?;
+        // A regular file too large is refused before any of it is read.
+        if file
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() > MAX_INPUT_BYTES)
+        {
+            return Err(too_large());
+        }
+        Box::new(file)
     };
     reader
         .take(MAX_INPUT_BYTES + 1)
         .read_to_end(&mut buf)
         .with_context(|| format!("{name}: cannot read"))?;
     if buf.len() as u64 > MAX_INPUT_BYTES {
-        bail!(
-            "{name}: input is larger than {} MiB; Kubernetes objects are far smaller — is this the right file?",
-            MAX_INPUT_BYTES / 1024 / 1024
-        );
+        return Err(too_large());
     }
     Ok(buf)
 }

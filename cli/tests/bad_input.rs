@@ -12,6 +12,7 @@ mod common;
 use std::sync::OnceLock;
 
 use common::*;
+use gitseal::manifest::hostile;
 
 /// Keys and a SealedSecret made once, copied into every case's folder.
 struct Fixture {
@@ -340,7 +341,7 @@ fn cases() -> Vec<Case> {
         case("oversized input (> 8 MiB)")
             .file("in.yaml", &big)
             .args(&sy)
-            .expect(&["in.yaml", "8 MiB"]),
+            .expect(&["in.yaml", "8 MiB", "(limit: bytes per file)"]),
         case("oversized standard input")
             .args(&["seal", "-r", a, "-w", "out.yaml"])
             .stdin(&big)
@@ -372,6 +373,45 @@ fn cases() -> Vec<Case> {
             .file("in.yaml", format!("{ok_secret}---\nstringData: [{CANARY}\n"))
             .args(&["seal", "-f", "in.yaml", "-r", a, "-w", "in.yaml"])
             .expect(&["in.yaml", "document 2"]),
+        // --- hostile manifests (limits checked before parsing; tests/hostile.rs measures them) ---
+        case("alias bomb (35 KB: k aliases to a k-element anchor)")
+            .file("in.yaml", hostile::alias_bomb(5_000))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "once aliases are expanded", "(limit: nodes per file)"]),
+        case("flow sequences nested 100,000 deep")
+            .file("in.yaml", hostile::nested_sequences(100_000))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "(limit: YAML nesting depth)"]),
+        case("JSON arrays nested 100,000 deep")
+            .file("in.json", hostile::nested_sequences(100_000))
+            .args(&sj)
+            .expect(&["in.json", "document 1", "(limit: YAML nesting depth)"]),
+        case("250,000 empty documents")
+            .file("in.yaml", hostile::many_empty_documents(250_000))
+            .args(&sy)
+            .expect(&["in.yaml", "document 10001", "(limit: documents per file)"]),
+        case("a flat list of 600,000 scalars")
+            .file("in.yaml", hostile::wide_list(600_000))
+            .args(&sy)
+            .expect(&["in.yaml", "document 1", "(limit: nodes per file)"]),
+        case("unseal: flow mappings nested 60,000 deep")
+            .file("bad.yaml", hostile::nested_mappings(60_000))
+            .args(&["unseal", "-i", "a.key", "-f", "bad.yaml"])
+            .expect(&["bad.yaml", "document 1", "(limit: YAML nesting depth)"]),
+        case("reseal: alias bomb")
+            .file("bad.yaml", hostile::alias_bomb(5_000))
+            .args(&["reseal", "-i", "a.key", "-r", b, "bad.yaml"])
+            .expect(&["bad.yaml", "(limit: nodes per file)", "1 file(s) could not be resealed"]),
+        case("--merge-into an alias bomb")
+            .file("in.yaml", &ok_secret)
+            .file("bomb.yaml", hostile::alias_bomb(5_000))
+            .args(&["seal", "-f", "in.yaml", "-r", a, "--merge-into", "bomb.yaml"])
+            .expect(&["bomb.yaml", "document 1", "(limit: nodes per file)"]),
+        case(".gitseal.yaml that is an alias bomb")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", hostile::alias_bomb(2_000))
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "(limit: nodes per file)"]),
         // --- recipients ---
         case("invalid recipient -r")
             .file("in.yaml", &ok_secret)
