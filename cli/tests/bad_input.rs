@@ -886,6 +886,10 @@ fn import_cases() -> Vec<Case> {
             .args(&["import", "-r", a, "-", "sealed.yaml"])
             .code(2)
             .expect(&["`-`", "other paths"]),
+        case("import: alias bomb")
+            .file("in.yaml", hostile::alias_bomb(5_000) + "# ENC[AES256_GCM,\n")
+            .args(&import_sops)
+            .expect(&["in.yaml", "document 1", "(limit: nodes per file)"]),
         case("import: missing path")
             .args(&["import", "-r", a, "nope"])
             .expect(&["nope", "cannot open"]),

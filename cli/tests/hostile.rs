@@ -137,11 +137,16 @@ fn hostile_manifests_fail_fast_in_every_command() {
             vec!["reseal", "-i", "a.key", "-r", &public, "in.yaml"],
         ),
         ("check", vec!["check", "in.yaml"]),
+        (
+            "import",
+            vec!["import", "-i", "a.key", "-r", &public, "in.yaml"],
+        ),
     ];
     let mut failures = Vec::new();
     let mut report = Vec::new();
     for shape in shapes() {
-        env.write("in.yaml", (shape.text)());
+        // The comment makes `import` look inside (it skips files naming neither SOPS nor Bitnami).
+        env.write("in.yaml", (shape.text)() + "# ENC[ bitnami.com\n");
         let before = digest(&env);
         for (command, args) in &commands {
             let (cpu0, _) = children_usage();

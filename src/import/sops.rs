@@ -27,7 +27,7 @@ use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::keys::Keyring;
-use crate::manifest::{Document, ManifestError, yaml_error};
+use crate::manifest::{Document, ManifestError, ManifestLimits, scan, yaml_error};
 use crate::scope::printable;
 
 /// The metadata key sops adds to the first document.
@@ -57,8 +57,9 @@ pub fn is_sops_file(raw: &[Document]) -> bool {
 }
 
 /// The documents of a YAML/JSON text as they are, without expanding `kind: List` (SOPS
-/// walks and authenticates whole documents).
+/// walks and authenticates whole documents), within the default manifest limits.
 pub fn parse_raw(source: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
+    scan(source, text, &ManifestLimits::DEFAULT)?;
     let mut docs = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
