@@ -132,6 +132,8 @@ fn hostile_manifests_fail_fast_in_every_command() {
             ],
         ),
         ("unseal", vec!["unseal", "-i", "a.key", "-f", "in.yaml"]),
+        // Refused before any editor would start (none is set).
+        ("edit", vec!["edit", "-i", "a.key", "in.yaml"]),
         (
             "reseal",
             vec!["reseal", "-i", "a.key", "-r", &public, "in.yaml"],
