@@ -4,14 +4,55 @@
 //! generation (a fixed-base multiplication) plus one DH per recipient. The age crate's own
 //! X25519 identity opening the same value is measured beside ours, for comparison.
 //!
+//! Times are the CPU time of the benchmarking thread (CLOCK_THREAD_CPUTIME_ID), not wall
+//! time: on a shared machine, other processes' load then changes neither side of a ratio.
+//!
 //! Run: `cargo bench --bench seal_open -- --warm-up-time 1 --measurement-time 4`
 
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gitseal::{Binding, Keyring, Scope, SecretKey, open, seal};
 use secrecy::ExposeSecret;
 use std::hint::black_box;
 
-fn bench(c: &mut Criterion) {
+/// CPU time consumed by the calling thread.
+struct ThreadCpu;
+
+fn thread_cpu_now() -> Duration {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .expect("CLOCK_THREAD_CPUTIME_ID is available on Linux");
+    Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32)
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Nanoseconds, shown like wall time.
+        WALL.formatter()
+    }
+}
+
+fn bench(c: &mut Criterion<ThreadCpu>) {
     let binding = Binding::new(
         Scope::Strict,
         Some("production"),
@@ -76,5 +117,9 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = bench
+}
 criterion_main!(benches);

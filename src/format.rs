@@ -21,11 +21,28 @@ use crate::scope::Binding;
 pub const STANZA_TAG: &str = "gitseal";
 const X25519_TAG: &str = crate::x25519::TAG;
 const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
+/// `--- <43 characters of base64>\n`
+const MAC_LINE_BYTES: usize = 4 + 43 + 1;
 
 /// Largest value gitseal seals or opens: Kubernetes refuses Secrets over 1 MiB.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// Largest ciphertext gitseal reads (a full-size value plus a generous header).
 pub const MAX_CIPHERTEXT_BYTES: usize = MAX_VALUE_BYTES + 64 * 1024;
+
+/// Most stanzas in one sealed value's header: one per recipient, the `gitseal` stanza and
+/// age's grease stanza. Sealing refuses more than `MAX_STANZAS - 2` recipients, so no
+/// value gitseal made comes near it; a header with thousands of stanzas is hostile.
+pub const MAX_STANZAS: usize = 64;
+/// Most bytes in one sealed value's header (magic line to MAC line). 62 recipients take
+/// about 7.5 KB (98 bytes per X25519 stanza, a `gitseal` stanza of at most ~1.2 KB, the
+/// grease stanza under 300 bytes).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most X25519 unwraps (one Diffie-Hellman each) tried on one value. A value names each
+/// recipient once, so an honest value needs one, or two when key ids collide; a value
+/// that names the opener's key ids again and again gets no more than this.
+pub const MAX_UNWRAP_ATTEMPTS: usize = 4;
+/// Most recipients of one value (see [`MAX_STANZAS`]).
+pub const MAX_RECIPIENTS: usize = MAX_STANZAS - 2;
 
 /// Why a value could not be sealed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +52,8 @@ pub enum SealError {
     NoRecipients,
     #[error("value is {0} bytes; Kubernetes Secrets hold at most 1 MiB")]
     TooLarge(usize),
+    #[error("{0} recipients; one value can be sealed to at most {MAX_RECIPIENTS}")]
+    TooManyRecipients(usize),
     #[error("encryption failed: {0}")]
     Encrypt(String),
 }
@@ -48,6 +67,11 @@ pub enum OpenError {
     Malformed(&'static str),
     #[error("ciphertext is larger than {MAX_CIPHERTEXT_BYTES} bytes")]
     TooLarge,
+    /// The header breaks one of the limits above; nothing was decrypted.
+    #[error(
+        "the age header has more than {limit} {what}, gitseal's limit: no sealed value comes near it, so the input is corrupted or hostile; refused before parsing further"
+    )]
+    Limit { what: &'static str, limit: usize },
     #[error(
         "no key in the ring opens this value: it is sealed to key id(s) {}; the ring holds {}",
         list_ids(sealed_to),
@@ -139,6 +163,9 @@ pub fn seal(
     if unique.is_empty() {
         return Err(SealError::NoRecipients);
     }
+    if unique.len() > MAX_RECIPIENTS {
+        return Err(SealError::TooManyRecipients(unique.len()));
+    }
     let ids: Vec<KeyId> = unique.iter().map(|r| r.id()).collect();
     let extra = GitsealStanza(stanza_args(&ids, binding));
     let all = unique
@@ -159,19 +186,46 @@ pub fn seal(
 }
 
 /// Reads the public header of a sealed value without opening it.
+///
+/// This is also the pre-scan [`open`] runs before age parses anything: it reads at most
+/// [`MAX_HEADER_BYTES`] and [`MAX_STANZAS`] stanzas, each once, so its cost is linear and
+/// bounded whatever the input. (age's own header reader parses the header again from the
+/// start after every line it reads: quadratic in the number of lines, 20 s of CPU for a
+/// 1 MB header of 9,000 stanzas. It only ever sees headers that passed this scan.)
 pub fn inspect(ciphertext: &[u8]) -> Result<Header, OpenError> {
     if ciphertext.len() > MAX_CIPHERTEXT_BYTES {
         return Err(OpenError::TooLarge);
     }
-    let mut input = ciphertext
+    let window = &ciphertext[..ciphertext.len().min(MAX_HEADER_BYTES)];
+    let truncated = window.len() < ciphertext.len();
+    let too_long = OpenError::Limit {
+        what: "bytes",
+        limit: MAX_HEADER_BYTES,
+    };
+    let mut input = window
         .strip_prefix(AGE_MAGIC)
         .ok_or(OpenError::Malformed("not an age v1 file"))?;
     let mut found = None;
     let mut x25519 = 0usize;
+    let mut stanzas = 0usize;
     while !input.starts_with(b"---") {
-        let (rest, stanza) = age_core::format::read::age_stanza(input)
-            .map_err(|_| OpenError::Malformed("the age header is truncated or invalid"))?;
+        if stanzas == MAX_STANZAS {
+            return Err(OpenError::Limit {
+                what: "stanzas",
+                limit: MAX_STANZAS,
+            });
+        }
+        let (rest, stanza) = match age_core::format::read::age_stanza(input) {
+            Ok(ok) => ok,
+            Err(e) if e.is_incomplete() && truncated => return Err(too_long),
+            Err(_) => {
+                return Err(OpenError::Malformed(
+                    "the age header is truncated or invalid",
+                ));
+            }
+        };
         input = rest;
+        stanzas += 1;
         match stanza.tag {
             STANZA_TAG if found.is_some() => {
                 return Err(OpenError::Malformed("more than one gitseal stanza"));
@@ -183,6 +237,10 @@ pub fn inspect(ciphertext: &[u8]) -> Result<Header, OpenError> {
             X25519_TAG => x25519 += 1,
             _ => {}
         }
+    }
+    // The MAC line ("--- " + 43 characters + newline) must fit in the window too.
+    if input.len() < MAC_LINE_BYTES && truncated {
+        return Err(too_long);
     }
     let (key_ids, binding) = found.ok_or(OpenError::Malformed(
         "no gitseal stanza (sealed by plain age, not by gitseal)",
@@ -236,8 +294,13 @@ impl age::Identity for RingIdentity<'_> {
             return Some(Err(DecryptError::InvalidHeader));
         }
         let mut result = None;
+        let mut attempts = 0;
         'outer: for (stanza, id) in x25519.iter().zip(ids) {
             for key in self.ring.with_id(*id) {
+                if attempts == MAX_UNWRAP_ATTEMPTS {
+                    break 'outer;
+                }
+                attempts += 1;
                 if let Some(r) = key.identity().unwrap(stanza) {
                     result = Some(r);
                     break 'outer;
@@ -258,9 +321,8 @@ pub fn open(
     ring: &Keyring,
     expected: &Binding,
 ) -> Result<SecretSlice<u8>, OpenError> {
-    if ciphertext.len() > MAX_CIPHERTEXT_BYTES {
-        return Err(OpenError::TooLarge);
-    }
+    // The cheap, bounded pre-scan first: age parses only headers that passed it.
+    inspect(ciphertext)?;
     let decryptor = age::Decryptor::new_buffered(ciphertext).map_err(|e| match e {
         DecryptError::Io(_) => OpenError::Malformed("the age header is truncated"),
         DecryptError::UnknownFormat => OpenError::Malformed("not an age v1 file"),
@@ -380,6 +442,112 @@ mod tests {
                 "truncation at {n} accepted"
             );
         }
+    }
+
+    /// A header of `n` X25519-shaped stanzas (random shares and bodies) then a gitseal
+    /// stanza naming `id` for each, a MAC line and a payload: what an attacker can write
+    /// without any key.
+    fn hostile_header(n: usize, id: KeyId) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let mut out = AGE_MAGIC.to_vec();
+        for i in 0..n {
+            let share = b64.encode([(i % 251) as u8 + 1; 32]);
+            let body = b64.encode([7u8; 32]);
+            out.extend_from_slice(format!("-> X25519 {share}\n{body}\n").as_bytes());
+        }
+        let ids = vec![id.to_string(); n].join(",");
+        out.extend_from_slice(format!("-> gitseal {ids} cluster pw\n\n").as_bytes());
+        out.extend_from_slice(format!("--- {}\n", b64.encode([0u8; 32])).as_bytes());
+        out.extend_from_slice(&[0u8; 40]);
+        out
+    }
+
+    #[test]
+    fn limits_are_checked_before_age_parses() {
+        let k = SecretKey::generate();
+        let ring = Keyring::from_iter([k.clone()]);
+        let b = Binding::new(Scope::Cluster, None, None, "pw").unwrap();
+
+        // Thousands of stanzas: refused at the 65th, in the pre-scan.
+        let ct = hostile_header(9000, k.id());
+        assert!(
+            ct.len() < MAX_CIPHERTEXT_BYTES,
+            "the shape must reach the stanza check"
+        );
+        for e in [inspect(&ct).unwrap_err(), open(&ct, &ring, &b).unwrap_err()] {
+            assert!(
+                matches!(
+                    e,
+                    OpenError::Limit {
+                        what: "stanzas",
+                        limit: MAX_STANZAS
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("64 stanzas"), "{e}");
+        }
+        // Few stanzas but a header past MAX_HEADER_BYTES (one huge grease-like body).
+        let mut big = AGE_MAGIC.to_vec();
+        big.extend_from_slice(b"-> x-grease\n");
+        for _ in 0..(2 * MAX_HEADER_BYTES / 64) {
+            big.extend_from_slice(&[b'A'; 64]);
+            big.push(b'\n');
+        }
+        big.extend_from_slice(b"AA\n--- ");
+        let e = open(&big, &ring, &b).unwrap_err();
+        assert!(matches!(e, OpenError::Limit { what: "bytes", .. }), "{e}");
+        // The same shape cut short is merely malformed, not over the limit.
+        let e = inspect(&big[..1000]).unwrap_err();
+        assert!(matches!(e, OpenError::Malformed(_)), "{e}");
+    }
+
+    #[test]
+    fn the_most_recipients_allowed_still_open() {
+        let keys: Vec<SecretKey> = (0..MAX_RECIPIENTS).map(|_| SecretKey::generate()).collect();
+        let pubs: Vec<PublicKey> = keys.iter().map(|k| k.public().clone()).collect();
+        let b = strict("prod", "a-long-name-for-a-secret", "a.long.key.name");
+        let ct = seal(b"v", &pubs, &b).unwrap();
+        let last = Keyring::from_iter([keys[MAX_RECIPIENTS - 1].clone()]);
+        assert_eq!(open(&ct, &last, &b).unwrap().expose_secret(), b"v");
+        let mut more = pubs.clone();
+        more.push(SecretKey::generate().public().clone());
+        assert!(matches!(
+            seal(b"v", &more, &b),
+            Err(SealError::TooManyRecipients(n)) if n == MAX_RECIPIENTS + 1
+        ));
+    }
+
+    /// A value that names the opener's key id on many stanzas gets at most
+    /// MAX_UNWRAP_ATTEMPTS Diffie-Hellman operations: a stanza past them is not tried.
+    #[test]
+    fn unwrap_attempts_are_capped() {
+        let k = SecretKey::generate();
+        let ring = Keyring::from_iter([k.clone()]);
+        let b = Binding::new(Scope::Cluster, None, None, "pw").unwrap();
+        let with_decoys = |decoys: usize| {
+            let others: Vec<SecretKey> = (0..decoys).map(|_| SecretKey::generate()).collect();
+            let ids = vec![k.id(); decoys + 1];
+            let stanza = GitsealStanza(stanza_args(&ids, &b));
+            let recipients = others
+                .iter()
+                .map(|o| o.public().recipient() as &dyn age::Recipient)
+                .chain([k.public().recipient() as &dyn age::Recipient, &stanza]);
+            let enc = age::Encryptor::with_recipients(recipients).unwrap();
+            let mut out = Vec::new();
+            let mut w = enc.wrap_output(&mut out).unwrap();
+            w.write_all(b"v").unwrap();
+            w.finish().unwrap();
+            out
+        };
+        let ct = with_decoys(MAX_UNWRAP_ATTEMPTS - 1);
+        assert_eq!(open(&ct, &ring, &b).unwrap().expose_secret(), b"v");
+        let ct = with_decoys(MAX_UNWRAP_ATTEMPTS);
+        assert!(matches!(
+            open(&ct, &ring, &b),
+            Err(OpenError::NoMatchingKey { .. })
+        ));
     }
 
     #[test]

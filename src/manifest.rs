@@ -26,6 +26,12 @@ pub const KIND: &str = "SealedSecret";
 /// kubectl's client-side apply record: it holds a copy of the whole object, values included.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Most values (`spec.encryptedData` keys) in one SealedSecret. Every value is one age
+/// file of at least ~250 bytes, so 4,096 of them already fill most of the 1.5 MiB that
+/// etcd allows one object; a real Secret has a handful. Checked before any value is
+/// decoded, so a SealedSecret that breaks it costs nothing to refuse.
+pub const MAX_VALUES_PER_SEALED_SECRET: usize = 4096;
+
 /// Where in the input a problem is: file (or `-`), document (1-based) and field path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}{}: {problem}",
@@ -575,6 +581,16 @@ impl SealedSecret {
         let Some(ed) = mapping_field(doc, spec, "spec.", "encryptedData")? else {
             return Err(doc.error("spec.encryptedData", "is required"));
         };
+        if ed.len() > MAX_VALUES_PER_SEALED_SECRET {
+            return Err(doc.error(
+                "spec.encryptedData",
+                format!(
+                    "holds {} values, more than gitseal's limit of {MAX_VALUES_PER_SEALED_SECRET} per SealedSecret: \
+                     no real Secret comes near it, so the input is corrupted or hostile; refused before decoding any value",
+                    ed.len()
+                ),
+            ));
+        }
         for (k, v) in ed {
             let key = data_key(doc, "spec.encryptedData", k)?;
             let field = format!("spec.encryptedData.{key}");

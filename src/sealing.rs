@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::format::{self, OpenError, SealError};
 use crate::keys::{Keyring, PublicKey};
-use crate::manifest::{SealedSecret, Secret, Template};
+use crate::manifest::{MAX_VALUES_PER_SEALED_SECRET, SealedSecret, Secret, Template};
 use crate::scope::{Binding, Scope};
 
 /// A problem with one field of the input object.
@@ -109,6 +109,19 @@ pub fn merge(
     data: &BTreeMap<String, SecretSlice<u8>>,
     recipients: &[PublicKey],
 ) -> Result<(), FieldError> {
+    let total = sealed.encrypted_data.len()
+        + data
+            .keys()
+            .filter(|k| !sealed.encrypted_data.contains_key(*k))
+            .count();
+    if total > MAX_VALUES_PER_SEALED_SECRET {
+        return Err(field_err(
+            "data",
+            format!(
+                "{total} keys; a SealedSecret holds at most {MAX_VALUES_PER_SEALED_SECRET} values (split the Secret)"
+            ),
+        ));
+    }
     // Every value gets its own age file (one X25519 operation per recipient): spread
     // them over the cores.
     let sealed_ref = &*sealed;
@@ -118,7 +131,9 @@ pub fn merge(
             let binding = binding_of(sealed_ref, key)?;
             let ct =
                 format::seal(value.expose_secret(), recipients, &binding).map_err(|e| match e {
-                    SealError::NoRecipients => field_err("", e.to_string()),
+                    SealError::NoRecipients | SealError::TooManyRecipients(_) => {
+                        field_err("", e.to_string())
+                    }
                     _ => field_err(format!("data.{key}"), e.to_string()),
                 })?;
             Ok((key.clone(), ct))
@@ -138,40 +153,82 @@ pub struct UnsealError {
 
 /// Opens every value of `sealed` into a Secret. `namespace` is where the Secret will live
 /// when the manifest does not say (the agent's target namespace); it is checked against the
-/// scope like any other part of the binding.
+/// scope like any other part of the binding. The values are opened in parallel.
 pub fn unseal(
     sealed: &SealedSecret,
     ring: &Keyring,
     namespace: Option<&str>,
 ) -> Result<Secret, UnsealError> {
-    let ns = sealed.namespace.as_deref().or(namespace);
-    let mut data = BTreeMap::new();
-    for (key, ct) in &sealed.encrypted_data {
-        let expected =
-            Binding::new(sealed.scope, ns, Some(&sealed.name), key).map_err(|e| UnsealError {
-                key: key.clone(),
-                error: OpenError::Malformed(match e {
-                    crate::scope::BindingError::MissingNamespace { .. } => {
-                        "the SealedSecret has no namespace"
-                    }
-                    _ => "the SealedSecret's name or key is invalid",
-                }),
-            })?;
-        let value = format::open(ct, ring, &expected).map_err(|error| UnsealError {
-            key: key.clone(),
-            error,
-        })?;
-        data.insert(key.clone(), value);
+    unseal_many([(sealed, namespace)], ring)
+        .pop()
+        .expect("one result per SealedSecret")
+}
+
+/// Opens many SealedSecrets at once: every value of every one is a separate job spread
+/// over the cores (rayon's pool), so a few large SealedSecrets and many small ones both
+/// keep every core busy. Each item is `(sealed, namespace)` as for [`unseal`]; the
+/// results come back in the same order. Within one SealedSecret the error reported is
+/// that of its first failing key (in key order), whatever order the jobs ran in.
+pub fn unseal_many<'a>(
+    items: impl IntoIterator<Item = (&'a SealedSecret, Option<&'a str>)>,
+    ring: &Keyring,
+) -> Vec<Result<Secret, UnsealError>> {
+    let items: Vec<(&SealedSecret, Option<&str>)> = items
+        .into_iter()
+        .map(|(s, ns)| (s, s.namespace.as_deref().or(ns)))
+        .collect();
+    let jobs: Vec<(usize, &String, &Vec<u8>)> = items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (s, _))| s.encrypted_data.iter().map(move |(k, ct)| (i, k, ct)))
+        .collect();
+    let opened: Vec<Result<SecretSlice<u8>, OpenError>> = jobs
+        .par_iter()
+        .map(|&(i, key, ct)| {
+            let (sealed, ns) = items[i];
+            let expected = Binding::new(sealed.scope, ns, Some(&sealed.name), key)
+                .map_err(|e| OpenError::Malformed(binding_problem(&e)))?;
+            format::open(ct, ring, &expected)
+        })
+        .collect();
+    let mut out: Vec<Result<BTreeMap<String, SecretSlice<u8>>, UnsealError>> =
+        items.iter().map(|_| Ok(BTreeMap::new())).collect();
+    for ((i, key, _), result) in jobs.into_iter().zip(opened) {
+        let Ok(data) = &mut out[i] else { continue };
+        match result {
+            Ok(value) => {
+                data.insert(key.clone(), value);
+            }
+            // Dropping `data` zeroizes the values already opened.
+            Err(error) => {
+                out[i] = Err(UnsealError {
+                    key: key.clone(),
+                    error,
+                })
+            }
+        }
     }
-    Ok(Secret {
-        name: Some(sealed.name.clone()),
-        namespace: ns.map(str::to_owned),
-        type_: sealed.template.type_.clone(),
-        immutable: sealed.template.immutable,
-        labels: sealed.template.labels.clone(),
-        annotations: sealed.template.annotations.clone(),
-        data,
-    })
+    out.into_iter()
+        .zip(items)
+        .map(|(data, (sealed, ns))| {
+            Ok(Secret {
+                name: Some(sealed.name.clone()),
+                namespace: ns.map(str::to_owned),
+                type_: sealed.template.type_.clone(),
+                immutable: sealed.template.immutable,
+                labels: sealed.template.labels.clone(),
+                annotations: sealed.template.annotations.clone(),
+                data: data?,
+            })
+        })
+        .collect()
+}
+
+fn binding_problem(e: &crate::scope::BindingError) -> &'static str {
+    match e {
+        crate::scope::BindingError::MissingNamespace { .. } => "the SealedSecret has no namespace",
+        _ => "the SealedSecret's name or key is invalid",
+    }
 }
 
 /// Opens every value with `ring` and seals it again to `recipients`, keeping the binding.

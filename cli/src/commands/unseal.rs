@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use gitseal::manifest::{SealedSecret, parse_documents, render};
-use gitseal::sealing::unseal;
+use gitseal::sealing::unseal_many;
 use zeroize::Zeroizing;
 
 use crate::args::UnsealArgs;
@@ -16,10 +16,16 @@ pub fn run(args: UnsealArgs) -> Result<()> {
     if docs.is_empty() {
         bail!("{source}: no SealedSecret found (the input is empty)");
     }
+    let sealed = docs
+        .iter()
+        .map(SealedSecret::from_document)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every value of every document is opened in parallel; the first failure in document
+    // order is the one reported.
+    let opened = unseal_many(sealed.iter().map(|s| (s, None)), &ring);
     let mut secrets = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        let sealed = SealedSecret::from_document(doc)?;
-        let secret = unseal(&sealed, &ring, None)
+    for (doc, secret) in docs.iter().zip(opened) {
+        let secret = secret
             .map_err(|e| doc.error(format!("spec.encryptedData.{}", e.key), e.error.to_string()))?;
         secrets.push(secret.to_value());
     }
