@@ -192,6 +192,124 @@ impl SecretKey {
     }
 }
 
+/// Key pairs whose private half is published, so that anything sealed to them is as good
+/// as plaintext: the test vectors of `docs/FORMAT.md` (checked against that file by
+/// `tests/format_vectors.rs`) and the age crate's own test key. Each entry is the private
+/// key and where it is published; the public keys are derived from them, so this list
+/// cannot drift from the keys it names.
+///
+/// The library still seals to them (the format vectors are made that way); the CLI's
+/// `seal`, `create`, `reseal` and `keys backup`, and the rules file reader, refuse them,
+/// and `check` flags values sealed to them.
+const PUBLISHED_PRIVATE_KEYS: &[(&str, &str)] = &[
+    (
+        "AGE-SECRET-KEY-1R7CYF2HZHW2WDJE8GCEDVA645TTCSUCCWHKRR9KLRCCFDKQDZA2ST9VR0W",
+        "test key A of docs/FORMAT.md",
+    ),
+    (
+        "AGE-SECRET-KEY-1HCR7WU2KU4FH8ZEGF3ZT9SU629VSY7RYW9E4QV9R25QJNSDP43ZSPVATND",
+        "test key B of docs/FORMAT.md",
+    ),
+    (
+        "AGE-SECRET-KEY-1GQ9778VQXMMJVE8SK7J6VT8UJ4HDQAJUVSFCWCM02D8GEWQ72PVQ2Y5J33",
+        "the age crate's test key (in its source code)",
+    ),
+];
+
+/// The public halves of [`PUBLISHED_PRIVATE_KEYS`], with where each private half is.
+fn published_keys() -> &'static [(PublicKey, &'static str)] {
+    static KEYS: std::sync::OnceLock<Vec<(PublicKey, &'static str)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        PUBLISHED_PRIVATE_KEYS
+            .iter()
+            .filter_map(|(sk, where_)| Some((SecretKey::parse(sk).ok()?.public().clone(), *where_)))
+            .collect()
+    })
+}
+
+/// The labels of the placeholder recipients used in documentation (`keys.example`).
+pub const PLACEHOLDER_LABELS: &[&str] = &["escrow", "prod-eu-1", "prod-us-1", "staging", "dev"];
+
+/// A placeholder recipient for documentation: the public key whose 32 bytes are
+/// SHA-256(`"gitseal.dev/placeholder/v1:"` ‖ `label`). Any 32 bytes are a valid X25519
+/// public key, and nobody knows a private key for a hash output, so this looks like a real
+/// `age1…` key but nothing sealed to it can ever be opened (and gitseal refuses to try).
+pub fn placeholder(label: &str) -> PublicKey {
+    let mut h = Sha256::new();
+    h.update(b"gitseal.dev/placeholder/v1:");
+    h.update(label.as_bytes());
+    let bytes: [u8; 32] = h.finalize().into();
+    crate::x25519::recipient_string(&bytes)
+        .parse()
+        .expect("any 32 bytes are an X25519 public key")
+}
+
+fn placeholders() -> &'static [(PublicKey, &'static str)] {
+    static KEYS: std::sync::OnceLock<Vec<(PublicKey, &'static str)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        PLACEHOLDER_LABELS
+            .iter()
+            .map(|l| (placeholder(l), *l))
+            .collect()
+    })
+}
+
+/// A recipient that must not be sealed to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnusableRecipient {
+    /// Its private key is published: sealing to it protects nothing.
+    #[error(
+        "{key} is {where_}: its private key is published, so anyone could open what is sealed to it; \
+         seal to your cluster's key instead (`gitseal keys fetch`, or `gitseal keys generate` for a key of your own)"
+    )]
+    Published { key: String, where_: &'static str },
+    /// A documentation placeholder: nobody could ever open what is sealed to it.
+    #[error(
+        "{key} is the placeholder `{label}` from keys.example: nobody holds its private key, so nothing sealed to it \
+         could ever be opened; replace it with your cluster's key (`gitseal keys fetch`)"
+    )]
+    Placeholder { key: String, label: &'static str },
+}
+
+impl PublicKey {
+    /// Refuses a key whose private half is published, or a documentation placeholder.
+    pub fn check_usable(&self) -> Result<(), UnusableRecipient> {
+        if let Some((_, where_)) = published_keys().iter().find(|(k, _)| k == self) {
+            return Err(UnusableRecipient::Published {
+                key: self.to_string(),
+                where_,
+            });
+        }
+        if let Some((_, label)) = placeholders().iter().find(|(k, _)| k == self) {
+            return Err(UnusableRecipient::Placeholder {
+                key: self.to_string(),
+                label,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl KeyId {
+    /// Where the private key of the published key with this id is published, if one has
+    /// it. A key id is a hint (4 bytes): this names a likely match, not a proven one.
+    pub fn published_as(&self) -> Option<&'static str> {
+        published_keys()
+            .iter()
+            .find(|(k, _)| k.id() == *self)
+            .map(|(_, where_)| *where_)
+    }
+
+    /// The label of the `keys.example` placeholder with this id, if one has it.
+    pub fn placeholder_as(&self) -> Option<&'static str> {
+        placeholders()
+            .iter()
+            .find(|(k, _)| k.id() == *self)
+            .map(|(_, label)| *label)
+    }
+}
+
 /// Why an identity file could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -326,6 +444,28 @@ mod tests {
             read_identity_file("# only comments\n".as_bytes()),
             Err(IdentityFileError::Empty)
         ));
+    }
+
+    #[test]
+    fn published_keys_and_placeholders_are_refused() {
+        assert_eq!(published_keys().len(), PUBLISHED_PRIVATE_KEYS.len());
+        for (k, where_) in published_keys() {
+            let e = k.check_usable().unwrap_err();
+            assert!(matches!(e, UnusableRecipient::Published { .. }));
+            let e = e.to_string();
+            assert!(e.contains(&k.to_string()) && e.contains(where_), "{e}");
+            assert_eq!(k.id().published_as(), Some(*where_));
+        }
+        for label in PLACEHOLDER_LABELS {
+            let k = placeholder(label);
+            let e = k.check_usable().unwrap_err();
+            assert!(matches!(e, UnusableRecipient::Placeholder { .. }));
+            assert!(e.to_string().contains(label), "{e}");
+            assert_eq!(k.id().placeholder_as(), Some(*label));
+        }
+        let fresh = SecretKey::generate();
+        assert!(fresh.public().check_usable().is_ok());
+        assert_eq!(fresh.id().published_as(), None);
     }
 
     #[test]

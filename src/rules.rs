@@ -98,6 +98,9 @@ pub struct Rule {
     pub recipients: Vec<PublicKey>,
     /// The `recipientsFile` the rule names, as written (relative to the rules folder).
     pub recipients_file: Option<String>,
+    /// How many of `recipients` are listed in the rules file itself (the rest come from
+    /// `recipients_file`).
+    listed: usize,
     matcher: GlobMatcher,
 }
 
@@ -153,6 +156,7 @@ impl Rules {
                 .build()
                 .map_err(|e| err(Some(format!("rules[{i}].path")), e.kind().to_string()))?;
             let mut recipients = keys(&r.recipients, &format!("rules[{i}].recipients"))?;
+            let listed = recipients.len();
             if let Some(path) = &r.recipients_file {
                 let field = Some(format!("rules[{i}].recipientsFile"));
                 let shown = crate::scope::printable(path);
@@ -177,6 +181,7 @@ impl Rules {
                 name: r.name.clone(),
                 recipients,
                 recipients_file: r.recipients_file.clone(),
+                listed,
                 matcher: glob.compile_matcher(),
             });
         }
@@ -209,6 +214,38 @@ impl Rules {
             .chain(&self.escrow)
             .filter(|k| seen.insert((*k).clone()))
             .cloned()
+            .collect()
+    }
+
+    /// Every key that must not be sealed to (published private key, documentation
+    /// placeholder), as errors naming the field of `file` that holds it. The CLI refuses a
+    /// rules file with any; `keys.example` consists of placeholders on purpose.
+    pub fn unusable_recipients(&self, file: &str) -> Vec<RulesError> {
+        let escrow = self
+            .escrow
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("escrow[{i}]"), k));
+        let rules = self.rules.iter().enumerate().flat_map(|(i, r)| {
+            r.recipients.iter().enumerate().map(move |(j, k)| {
+                let field = match &r.recipients_file {
+                    Some(file) if j >= r.listed => {
+                        format!("rules[{i}].recipientsFile ({})", crate::scope::printable(file))
+                    }
+                    _ => format!("rules[{i}].recipients[{j}]"),
+                };
+                (field, k)
+            })
+        });
+        escrow
+            .chain(rules)
+            .filter_map(|(field, k)| {
+                k.check_usable().err().map(|e| RulesError {
+                    file: file.to_owned(),
+                    field: Some(field),
+                    problem: e.to_string(),
+                })
+            })
             .collect()
     }
 }

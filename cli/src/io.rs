@@ -110,14 +110,19 @@ pub fn read_private(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
     read_input(path).with_context(|| format!("{what} {name}"))
 }
 
+/// Parses one recipient and refuses keys whose private half is published (the test keys
+/// of docs/FORMAT.md) and the placeholders of keys.example.
+pub fn usable(text: &str) -> Result<PublicKey> {
+    let key = text.parse::<Pk>()?;
+    key.check_usable()?;
+    Ok(key)
+}
+
 /// Parses `-r` keys and `-R` files. Empty when neither was given.
 pub fn explicit_recipients(args: &RecipientArgs) -> Result<Vec<PublicKey>> {
     let mut out = Vec::new();
     for (i, r) in args.recipients.iter().enumerate() {
-        out.push(
-            r.parse::<Pk>()
-                .with_context(|| format!("--recipient #{}", i + 1))?,
-        );
+        out.push(usable(r).with_context(|| format!("--recipient #{}", i + 1))?);
     }
     for file in &args.recipient_files {
         let name = shown(file);
@@ -128,10 +133,7 @@ pub fn explicit_recipients(args: &RecipientArgs) -> Result<Vec<PublicKey>> {
             if t.is_empty() || t.starts_with('#') {
                 continue;
             }
-            out.push(
-                t.parse::<Pk>()
-                    .with_context(|| format!("recipients file {name}, line {}", n + 1))?,
-            );
+            out.push(usable(t).with_context(|| format!("recipients file {name}, line {}", n + 1))?);
         }
         if out.len() == before {
             bail!("recipients file {name}: holds no public keys");
@@ -154,6 +156,9 @@ pub fn find_rules(dir: &Path) -> Result<Option<(PathBuf, Rules)>> {
             let name = shown(&candidate);
             let text = read_text(&candidate)?;
             let rules = Rules::parse_with(&name, &text, |rel| read_recipients_file(d, rel))?;
+            if let Some(first) = rules.unusable_recipients(&name).into_iter().next() {
+                return Err(first.into());
+            }
             return Ok(Some((d.to_path_buf(), rules)));
         }
     }

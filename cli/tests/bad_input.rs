@@ -70,6 +70,10 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// The public halves of the test keys published in docs/FORMAT.md.
+const FORMAT_MD_KEY_A: &str = "age14p8w5r8pckh4dx2arvp9nk68c57dj7kvd3jjg75ml05swdx6p5zqe2hja0";
+const FORMAT_MD_KEY_B: &str = "age1uft73tvnpxj420uzr93nrvgz0r6u3yv5lj3rqvwe6tmput2eaq4qyaly0p";
+
 struct Case {
     name: &'static str,
     files: Vec<(String, Vec<u8>, u32)>,
@@ -462,6 +466,35 @@ fn cases() -> Vec<Case> {
             .file(".gitseal.yaml", format!("escrow: ['{}']\nrules:\n  - path: '**'\n    recipients: [{a}]\n", f.a_private))
             .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
             .expect(&[".gitseal.yaml", "escrow[0]", "private key"]),
+        // --- recipients whose private key is public, placeholders (issue 8 item 7) ---
+        case("-r a published test key (docs/FORMAT.md)")
+            .file("in.yaml", &ok_secret)
+            .args(&["seal", "-f", "in.yaml", "-r", a, "-r", FORMAT_MD_KEY_A, "-w", "out.yaml"])
+            .expect(&["--recipient #2", FORMAT_MD_KEY_A, "test key A of docs/FORMAT.md", "published", "gitseal keys fetch"]),
+        case("recipients file holding a published test key")
+            .file("in.yaml", &ok_secret)
+            .file("recips.txt", format!("{a}\n{FORMAT_MD_KEY_B}\n"))
+            .args(&["seal", "-f", "in.yaml", "-R", "recips.txt", "-w", "out.yaml"])
+            .expect(&["recips.txt", "line 2", "test key B of docs/FORMAT.md", "published"]),
+        case(".gitseal.yaml with a published test key as escrow")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", format!("escrow: [{FORMAT_MD_KEY_B}]\nrules:\n  - path: '**'\n    recipients: [{a}]\n"))
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "escrow[0]", "published"]),
+        case("keys.example copied as .gitseal.yaml")
+            .file("in.yaml", &ok_secret)
+            .file(".gitseal.yaml", include_str!("../../keys.example"))
+            .args(&["seal", "-f", "in.yaml", "-w", "clusters/production/db.yaml"])
+            .expect(&[".gitseal.yaml", "escrow[0]", "placeholder `escrow` from keys.example", "gitseal keys fetch"]),
+        case("create -r a published test key")
+            .args(&["create", "db", "-n", "prod", "-r", FORMAT_MD_KEY_A, "--from-literal", "k=v", "-w", "out.yaml"])
+            .expect(&["--recipient #1", "published"]),
+        case("reseal -r a published test key")
+            .args(&["reseal", "-i", "a.key", "-r", FORMAT_MD_KEY_A, "sealed.yaml"])
+            .expect(&["--recipient #1", "published"]),
+        case("keys backup -r a published test key")
+            .args(&["keys", "backup", "-r", FORMAT_MD_KEY_A, "-o", "backup.age", "--kubeconfig", "nowhere.kubeconfig"])
+            .expect(&["--recipient #1", "published"]),
         case(".gitseal.yaml with an unknown field")
             .file("in.yaml", &ok_secret)
             .file(".gitseal.yaml", format!("rules:\n  - path: '**'\n    recipients: [{a}]\n    recipient: [{b}]\n"))

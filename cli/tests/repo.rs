@@ -626,3 +626,59 @@ fn seal_reading_a_terminal_says_what_it_waits_for() {
     let piped = env.run_stdin(&["seal", "-r", &public], "");
     assert!(!piped.stderr.contains("terminal"), "{}", piped.stderr);
 }
+
+/// The first test vector of docs/FORMAT.md: sealed to test key A, whose private key is
+/// printed in that file (strict, production/database-creds, key password).
+fn format_md_vector_1() -> String {
+    let text = include_str!("../../docs/FORMAT.md");
+    text.split("```vector\n")
+        .nth(1)
+        .and_then(|v| v.lines().find_map(|l| l.strip_prefix("ciphertext: ")))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn check_flags_values_sealed_to_a_published_key_and_rules_naming_one() {
+    let env = Env::new();
+    let ours = env.key("ours.key");
+    env.write(
+        ".gitseal.yaml",
+        format!("rules:\n  - path: '**'\n    recipients: [{ours}]\n"),
+    );
+    // Someone sealed a value with the documentation's test key and committed it.
+    env.write(
+        "apps/db.yaml",
+        format!(
+            "apiVersion: gitseal.dev/v1alpha1\nkind: SealedSecret\nmetadata: {{name: database-creds, namespace: production}}\nspec:\n  encryptedData:\n    password: {}\n",
+            format_md_vector_1()
+        ),
+    );
+    let out = findings(&env);
+    assert!(
+        out.contains("apps/db.yaml")
+            && out.contains("spec.encryptedData.password")
+            && out.contains("test key A of docs/FORMAT.md")
+            && out.contains("private key is published")
+            && out.contains("treat it as leaked"),
+        "{out}"
+    );
+    // A rules file that names a published key (here B as escrow) is refused by name, so
+    // nothing more gets sealed to it.
+    env.write(
+        ".gitseal.yaml",
+        format!(
+            "escrow: [age1uft73tvnpxj420uzr93nrvgz0r6u3yv5lj3rqvwe6tmput2eaq4qyaly0p]\nrules:\n  - path: '**'\n    recipients: [{ours}]\n"
+        ),
+    );
+    let out = findings(&env);
+    assert!(
+        out.contains(".gitseal.yaml") && out.contains("escrow[0]") && out.contains("test key B"),
+        "{out}"
+    );
+    env.write("in.yaml", secret_yaml("db", "prod"));
+    env.run(&["seal", "-f", "in.yaml", "-w", "apps/new.yaml"])
+        .fails(1)
+        .stderr_has(&[".gitseal.yaml", "escrow[0]", "published"]);
+    assert!(!env.exists("apps/new.yaml"));
+}

@@ -435,6 +435,31 @@ fn check_sealed(
                 continue;
             }
         };
+        for id in &header.key_ids {
+            if let Some(where_) = id.published_as() {
+                findings.push(
+                    doc.error(
+                        &field,
+                        format!(
+                            "sealed to key id {id}, the id of {where_}, whose private key is published: anyone can open this value; \
+                             treat it as leaked, change it, and seal the new value to your cluster's key"
+                        ),
+                    )
+                    .to_string(),
+                );
+            } else if let Some(label) = id.placeholder_as() {
+                findings.push(
+                    doc.error(
+                        &field,
+                        format!(
+                            "sealed to key id {id}, the placeholder `{label}` of keys.example: nobody can open this value; \
+                             seal it again to your cluster's key"
+                        ),
+                    )
+                    .to_string(),
+                );
+            }
+        }
         if header.binding != expected {
             findings.push(
                 Kind::Scope,

@@ -447,8 +447,7 @@ async fn backup(
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            r.parse::<gitseal::PublicKey>()
-                .map_err(anyhow::Error::from)
+            crate::io::usable(r)
                 .and_then(|pk| {
                     pk.to_string()
                         .parse::<age::x25519::Recipient>()
