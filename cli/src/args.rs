@@ -269,13 +269,18 @@ pub struct CreateArgs {
     /// Namespace of the Secret.
     #[arg(short = 'n', long, value_parser = k8s_namespace)]
     pub namespace: Option<String>,
-    /// A key and literal value (`key=value`); repeatable.
+    /// A key and literal value (`key=value`); repeatable. The value is visible to every
+    /// local user in the process list (`ps`) while gitseal runs, and lands in shell
+    /// history: for real secrets use --from-file KEY=- (standard input) or --from-env-file.
     #[arg(long = "from-literal", value_name = "KEY=VALUE")]
     pub literals: Vec<String>,
     /// A file's content as a value (`[key=]path`; the key defaults to the file name).
+    /// `KEY=-` reads the value from standard input (e.g. `pass show db | gitseal create
+    /// … --from-file password=-`).
     #[arg(long = "from-file", value_name = "[KEY=]PATH")]
     pub files: Vec<String>,
-    /// An env file: one `KEY=VALUE` per line, `#` comments.
+    /// An env file: one `KEY=VALUE` per line, `#` comments; `-` reads it from standard
+    /// input.
     #[arg(long = "from-env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
     /// Secret type (default Opaque).

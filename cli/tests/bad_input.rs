@@ -731,6 +731,32 @@ fn cases() -> Vec<Case> {
             .file("app.env", format!("OK=1\n{CANARY}\n"))
             .args(&["create", "db", "-n", "prod", "-r", a, "--from-env-file", "app.env", "-w", "out.yaml"])
             .expect(&["app.env", "line 2", "KEY=VALUE"]),
+        case("create --from-file - without a key")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-file", "-", "-w", "out.yaml"])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--from-file -", "KEY=-"]),
+        case("create reading standard input twice")
+            .args(&[
+                "create", "db", "-n", "prod", "-r", a, "--from-file", "a=-", "--from-env-file", "-",
+                "-w", "out.yaml",
+            ])
+            .stdin(format!("K={CANARY}\n"))
+            .code(2)
+            .expect(&["standard input", "only one"]),
+        case("create --from-env-file - with a line without =")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-env-file", "-", "-w", "out.yaml"])
+            .stdin(format!("OK=1\n{CANARY}\n"))
+            .expect(&["<stdin>", "line 2", "KEY=VALUE"]),
+        case("create --from-file KEY=- with an invalid key")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-file", "a b=-", "-w", "out.yaml"])
+            .stdin(CANARY)
+            .code(2)
+            .expect(&["--from-file <stdin>", "invalid key"]),
+        case("create --from-file KEY=- with input over 8 MiB")
+            .args(&["create", "db", "-n", "prod", "-r", a, "--from-file", "big=-", "-w", "out.yaml"])
+            .stdin(vec![b'x'; 8 * 1024 * 1024 + 1])
+            .expect(&["<stdin>", "larger than 8 MiB"]),
         case("create with a non-UTF-8 env file")
             .file("app.env", b"OK=\xff\xfe\n")
             .args(&["create", "db", "-n", "prod", "-r", a, "--from-env-file", "app.env", "-w", "out.yaml"])

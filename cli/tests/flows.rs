@@ -488,6 +488,80 @@ fn create_from_literals_files_and_env_files() {
     assert_eq!(data_value(&secret, "INDENTED"), "yes");
 }
 
+/// Values that never appear in the process arguments: one from standard input with
+/// --from-file KEY=-, or a whole env file from standard input; `--help` warns about
+/// --from-literal.
+#[test]
+fn create_reads_values_from_standard_input() {
+    let env = Env::new();
+    let a = env.key("a.key");
+    let binary = format!("{CANARY}\n\0\u{1}tail");
+    let out = env
+        .run_stdin(
+            &[
+                "create",
+                "db",
+                "-n",
+                "prod",
+                "-r",
+                &a,
+                "--from-file",
+                "password=-",
+                "--from-literal",
+                "user=app",
+            ],
+            &binary,
+        )
+        .ok()
+        .hides(CANARY);
+    env.write("one.yaml", &out.stdout);
+    let secret = one_doc(
+        &env.run(&["unseal", "-i", "a.key", "-f", "one.yaml"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(
+        data_value(&secret, "password"),
+        binary,
+        "stdin is taken byte for byte"
+    );
+    assert_eq!(data_value(&secret, "user"), "app");
+
+    let out = env
+        .run_stdin(
+            &[
+                "create",
+                "db",
+                "-n",
+                "prod",
+                "-r",
+                &a,
+                "--from-env-file",
+                "-",
+            ],
+            format!("# from a vault\nDB_PASS={CANARY}\nDB_USER=app\n"),
+        )
+        .ok()
+        .hides(CANARY);
+    env.write("env.yaml", &out.stdout);
+    let secret = one_doc(
+        &env.run(&["unseal", "-i", "a.key", "-f", "env.yaml"])
+            .ok()
+            .stdout,
+    );
+    assert_eq!(keys_of(&secret, "data"), ["DB_PASS", "DB_USER"]);
+    assert_eq!(data_value(&secret, "DB_PASS"), CANARY);
+
+    let help = env.run(&["create", "--help"]).ok().stdout;
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in [
+        "visible to every local user in the process list",
+        "use --from-file KEY=- (standard input)",
+    ] {
+        assert!(help.contains(part), "create --help lacks {part:?}:\n{help}");
+    }
+}
+
 #[test]
 fn create_defaults_to_opaque_and_writes_with_w() {
     let env = Env::new();

@@ -26,6 +26,23 @@ pub fn run(args: CreateArgs) -> Result<()> {
         }
         Ok(())
     };
+    // Standard input can be read once: by one --from-file KEY=- or one --from-env-file -.
+    let stdin_users = args
+        .files
+        .iter()
+        .filter(|f| f.split_once('=').map_or(f.as_str(), |(_, p)| p) == "-")
+        .count()
+        + args
+            .env_files
+            .iter()
+            .filter(|f| *f == Path::new("-"))
+            .count();
+    if stdin_users > 1 {
+        return Err(usage(
+            "standard input (`-`) can feed only one --from-file KEY=- or --from-env-file -"
+                .to_owned(),
+        ));
+    }
     for lit in &args.literals {
         let Some((k, v)) = lit.split_once('=') else {
             return Err(usage(
@@ -37,6 +54,11 @@ pub fn run(args: CreateArgs) -> Result<()> {
     for spec in &args.files {
         let (key, path) = match spec.split_once('=') {
             Some((k, p)) => (k.to_owned(), Path::new(p)),
+            None if spec == "-" => {
+                return Err(usage(
+                    "--from-file -: name the key the value is for: --from-file KEY=-".to_owned(),
+                ));
+            }
             None => {
                 let p = Path::new(spec.as_str());
                 let Some(name) = p.file_name() else {
