@@ -119,16 +119,26 @@ impl Identity {
         if stanza.tag != TAG {
             return None;
         }
+        self.unwrap_parts(&stanza.args, &stanza.body)
+    }
+
+    /// [`Self::unwrap`] over the arguments and decoded body of an X25519 stanza.
+    pub(crate) fn unwrap_parts(
+        &self,
+        args: &[impl AsRef<str>],
+        body: &[u8],
+    ) -> Option<Result<FileKey, age::DecryptError>> {
         // The stanza must be canonical: one argument of exactly 32 bytes, a 32-byte body.
-        let [share] = &stanza.args[..] else {
+        let [share] = args else {
             return Some(Err(age::DecryptError::InvalidHeader));
         };
+        let share = share.as_ref();
         let mut epk = [0u8; SHARE_BYTES + 1];
         match STANDARD_NO_PAD.decode_slice(share, &mut epk) {
             Ok(SHARE_BYTES) => {}
             _ => return Some(Err(age::DecryptError::InvalidHeader)),
         }
-        let Ok(wrapped) = <&[u8; WRAPPED_BYTES]>::try_from(&stanza.body[..]) else {
+        let Ok(wrapped) = <&[u8; WRAPPED_BYTES]>::try_from(body) else {
             return Some(Err(age::DecryptError::InvalidHeader));
         };
         let mut epk_bytes = [0u8; SHARE_BYTES];
