@@ -230,7 +230,10 @@ impl Rules {
             r.recipients.iter().enumerate().map(move |(j, k)| {
                 let field = match &r.recipients_file {
                     Some(file) if j >= r.listed => {
-                        format!("rules[{i}].recipientsFile ({})", crate::scope::printable(file))
+                        format!(
+                            "rules[{i}].recipientsFile ({})",
+                            crate::scope::printable(file)
+                        )
                     }
                     _ => format!("rules[{i}].recipients[{j}]"),
                 };

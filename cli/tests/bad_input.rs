@@ -481,6 +481,12 @@ fn cases() -> Vec<Case> {
             .file(".gitseal.yaml", format!("escrow: [{FORMAT_MD_KEY_B}]\nrules:\n  - path: '**'\n    recipients: [{a}]\n"))
             .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
             .expect(&[".gitseal.yaml", "escrow[0]", "published"]),
+        case(".gitseal.yaml whose recipientsFile holds a published test key")
+            .file("in.yaml", &ok_secret)
+            .file("keys.pub", format!("{a}\n{FORMAT_MD_KEY_A}\n"))
+            .file(".gitseal.yaml", "rules:\n  - path: '**'\n    recipientsFile: keys.pub\n")
+            .args(&["seal", "-f", "in.yaml", "-w", "out.yaml"])
+            .expect(&[".gitseal.yaml", "rules[0].recipientsFile (keys.pub)", "test key A", "published"]),
         case("keys.example copied as .gitseal.yaml")
             .file("in.yaml", &ok_secret)
             .file(".gitseal.yaml", include_str!("../../keys.example"))

@@ -99,6 +99,7 @@ enum Kind {
     Bitnami,
     Sops,
     Recipients,
+    PublishedKey,
     Scope,
     Uncovered,
     Rules,
@@ -106,12 +107,13 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 10] = [
         Kind::Plaintext,
         Kind::Malformed,
         Kind::Bitnami,
         Kind::Sops,
         Kind::Recipients,
+        Kind::PublishedKey,
         Kind::Scope,
         Kind::Uncovered,
         Kind::Rules,
@@ -125,6 +127,7 @@ impl Kind {
             Kind::Bitnami => "bitnami-sealed-secret",
             Kind::Sops => "sops-file",
             Kind::Recipients => "recipients-mismatch",
+            Kind::PublishedKey => "published-key",
             Kind::Scope => "scope-mismatch",
             Kind::Uncovered => "no-rule",
             Kind::Rules => "rules-file",
@@ -139,6 +142,9 @@ impl Kind {
             Kind::Bitnami => "A Bitnami SealedSecret: convert it with gitseal import",
             Kind::Sops => "A SOPS-encrypted file: convert it with gitseal import",
             Kind::Recipients => "A value sealed to other keys than the .gitseal.yaml rules want",
+            Kind::PublishedKey => {
+                "A value sealed to a key anyone can open (published test key) or no one can (placeholder)"
+            }
             Kind::Scope => "A value sealed for another place than its manifest says",
             Kind::Uncovered => "A SealedSecret that no .gitseal.yaml rule covers",
             Kind::Rules => "A .gitseal.yaml that cannot be used",
@@ -438,25 +444,25 @@ fn check_sealed(
         for id in &header.key_ids {
             if let Some(where_) = id.published_as() {
                 findings.push(
+                    Kind::PublishedKey,
                     doc.error(
                         &field,
                         format!(
                             "sealed to key id {id}, the id of {where_}, whose private key is published: anyone can open this value; \
                              treat it as leaked, change it, and seal the new value to your cluster's key"
                         ),
-                    )
-                    .to_string(),
+                    ),
                 );
             } else if let Some(label) = id.placeholder_as() {
                 findings.push(
+                    Kind::PublishedKey,
                     doc.error(
                         &field,
                         format!(
                             "sealed to key id {id}, the placeholder `{label}` of keys.example: nobody can open this value; \
                              seal it again to your cluster's key"
                         ),
-                    )
-                    .to_string(),
+                    ),
                 );
             }
         }
