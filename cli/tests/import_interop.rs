@@ -421,6 +421,30 @@ fn sops_files_open_with_their_mac_verified_in_every_encryption_mode() {
             .stderr_has(&[&format!("converted {file}: SOPS file, 1 Secret(s)")]);
         assert_imported(&env, &file, "age.key", "strict");
     }
+    // Standard input to standard output, as JSON: nothing is written anywhere.
+    let enc = sops_encrypt(
+        &env,
+        &public,
+        "plain.yaml",
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    let before = env.snapshot();
+    let out = env
+        .run_stdin(
+            &["import", "-i", "age.key", "-r", &public, "-o", "json", "-"],
+            &enc,
+        )
+        .ok()
+        .hides(CANARY);
+    assert_eq!(env.snapshot(), before);
+    let sealed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(sealed["apiVersion"], "gitseal.dev/v1alpha1");
+    assert!(
+        out.stderr
+            .contains("converted <stdin>: SOPS file, 1 Secret(s)"),
+        "{}",
+        out.stderr
+    );
     env.write(
         "sops/api.enc.json",
         sops_encrypt(&env, &public, "plain.json", &[]),
