@@ -14,8 +14,11 @@ use gitseal::manifest::{OutputFormat, SealedSecret, Secret, parse_documents, ren
 use gitseal::rules::Rules;
 use gitseal::{Binding, Keyring, OpenError, Scope, SecretKey, inspect, open};
 
+/// What a target is: a function of the fuzzer's bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` calls it.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sealed_inspect", sealed_inspect),
     ("sealed_open", sealed_open),
     ("manifest", manifest),
@@ -49,7 +52,10 @@ pub fn sealed_open(data: &[u8]) {
         Err(_) => Binding::new(Scope::Cluster, None, None, "k").unwrap(),
     };
     match open(data, test_ring(), &binding) {
-        Ok(_) => assert!(header.is_ok(), "open succeeded where inspect failed: {header:?}"),
+        Ok(_) => assert!(
+            header.is_ok(),
+            "open succeeded where inspect failed: {header:?}"
+        ),
         Err(OpenError::ScopeMismatch { .. }) => assert!(
             header.is_err(),
             "a value opened at the binding inspect read is a scope mismatch"
@@ -88,7 +94,11 @@ pub fn manifest(data: &[u8]) {
                     )
                 };
                 assert_eq!(kept(&once), kept(&sealed), "{format:?} round trip");
-                assert_eq!(write_and_read(&once, format), once, "{format:?} fixed point");
+                assert_eq!(
+                    write_and_read(&once, format),
+                    once,
+                    "{format:?} fixed point"
+                );
             }
         }
     }
@@ -109,13 +119,21 @@ pub fn rules(data: &[u8]) {
     };
     let read = |path: &str| {
         if path.ends_with(".pub") {
-            Ok("# cluster\nage14p8w5r8pckh4dx2arvp9nk68c57dj7kvd3jjg75ml05swdx6p5zqe2hja0\n".to_owned())
+            Ok(
+                "# cluster\nage14p8w5r8pckh4dx2arvp9nk68c57dj7kvd3jjg75ml05swdx6p5zqe2hja0\n"
+                    .to_owned(),
+            )
         } else {
             Err("not found".to_owned())
         }
     };
     if let Ok(rules) = Rules::parse_with(".gitseal.yaml", text, read) {
-        for path in ["db.yaml", "clusters/prod/db.sealed.yaml", "./a/b/c.json", ""] {
+        for path in [
+            "db.yaml",
+            "clusters/prod/db.sealed.yaml",
+            "./a/b/c.json",
+            "",
+        ] {
             if let Some(keys) = rules.recipients_for(path) {
                 assert!(!keys.is_empty(), "a matching rule without recipients");
             }
