@@ -1,5 +1,7 @@
-//! Files: bounded reads, identity files with their mode checked, recipients and rules
-//! discovery, and atomic writes (output appears only after a complete, successful write).
+//! Files: bounded reads, recipients and rules discovery, and atomic writes (output appears
+//! only after a complete, successful write). Private key files (identities, imported keys)
+//! are read by the core (`gitseal::read_identity_files`, `gitseal::read_private_file`),
+//! which checks their mode.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -7,10 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use gitseal::keys::{PublicKey, SecretKey, read_identity_file};
+use gitseal::PublicKey as Pk;
+use gitseal::keys::PublicKey;
 use gitseal::rules::{RULES_FILE, Rules};
 use gitseal::scope::printable;
-use gitseal::{Keyring, PublicKey as Pk};
 use zeroize::Zeroizing;
 
 use crate::args::RecipientArgs;
@@ -73,41 +75,6 @@ pub fn read_text(path: &Path) -> Result<Zeroizing<String>> {
             e.valid_up_to()
         ),
     }
-}
-
-/// Reads identity files into a keyring. Each must be a regular file not readable by group
-/// or others, like ssh refuses loose private keys.
-pub fn read_identities(paths: &[PathBuf]) -> Result<Keyring> {
-    let mut ring = Keyring::new();
-    for path in paths {
-        for key in read_identity(path)? {
-            ring.add(key);
-        }
-    }
-    Ok(ring)
-}
-
-fn read_identity(path: &Path) -> Result<Vec<SecretKey>> {
-    let name = shown(path);
-    let bytes = read_private(path, "identity file")?;
-    read_identity_file(&bytes[..]).with_context(|| format!("identity file {name}"))
-}
-
-/// Reads a file holding private keys (`what` names it in messages): it must be a regular
-/// file not readable by group or others, like ssh refuses loose private keys.
-pub fn read_private(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
-    let name = shown(path);
-    let meta = fs::metadata(path).with_context(|| format!("{what} {name}: cannot open"))?;
-    if !meta.is_file() {
-        bail!("{what} {name}: not a regular file");
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "{what} {name}: readable by others (mode {mode:04o}); private keys must be 0600: run `chmod 600 {name}`"
-        );
-    }
-    read_input(path).with_context(|| format!("{what} {name}"))
 }
 
 /// Parses one recipient and refuses keys whose private half is published (the test keys

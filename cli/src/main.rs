@@ -1,6 +1,7 @@
 //! `gitseal`: seal Kubernetes Secrets into SealedSecrets that are safe to commit.
 
 mod args;
+mod cluster;
 mod commands;
 mod io;
 

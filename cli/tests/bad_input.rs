@@ -7,12 +7,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::OnceLock;
 
-use common::*;
 use gitseal::manifest::hostile;
+use support::*;
 
 /// Keys and a SealedSecret made once, copied into every case's folder.
 struct Fixture {

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use support::*;
 
 #[test]
 fn keys_generate_writes_0600_prints_public_and_never_overwrites() {

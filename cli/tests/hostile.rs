@@ -8,13 +8,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use gitseal::manifest::hostile;
 use nix::sys::resource::{UsageWho, getrusage};
+use support::*;
 
 const MAX_CPU: Duration = Duration::from_secs(1);
 const MAX_RSS_KIB: i64 = 200 * 1024;

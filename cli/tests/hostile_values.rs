@@ -12,15 +12,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use common::*;
 use nix::sys::resource::{UsageWho, getrusage};
+use support::*;
 
 /// The acceptance bounds for one CLI run on hostile input.
 const MAX_CPU: Duration = Duration::from_secs(1);

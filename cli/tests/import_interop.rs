@@ -12,13 +12,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::*;
+use support::*;
 
 /// The folder holding `sops` and `kubeseal`, built once per test binary.
 fn peers() -> &'static PathBuf {

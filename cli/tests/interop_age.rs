@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use common::*;
+use support::*;
 
 /// Runs a Go age tool; fails the test (does not skip it) when the tool is missing.
 fn go_tool(env: &Env, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {

@@ -3,9 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 /// Keys P (prod), S (staging and the rest of clusters/), E (escrow) and a rules file.
 fn repo() -> (Env, [String; 3]) {

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
-use common::*;
+use support::*;
 
 /// A folder with key `a.key` and `sealed.yaml`, sealed with `--scope scope`.
 fn sealed(scope: &str) -> Env {

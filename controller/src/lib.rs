@@ -1,20 +1,18 @@
 //! gitseal-agent: keeps a cluster equal to a git repository, SealedSecrets included.
+//!
+//! - [`commands`]: the subcommands (`run`, `sync`, `crds`), flags in [`args`];
+//! - [`controllers`]: one per kind of object the agent answers;
+//! - [`sync`]: one GitSync pass (fetch, render, open, apply, prune);
+//! - [`keys`]: the sealing keys as the controllers see them, and their usage;
+//! - [`serve`]: HTTP endpoints, metrics, API request counters, Events.
+//!
+//! The custom resources and well-known names are in the `gitseal-api` crate, shared with the
+//! CLI. See docs/ARCHITECTURE.md.
 
-pub mod apply;
-pub mod conditions;
-pub mod counting;
-pub mod crd;
-pub mod decrypt;
-pub mod git;
-pub mod http;
-pub mod inventory;
-pub mod key_manager;
-pub mod key_usage;
+pub mod args;
+pub mod commands;
+pub mod controllers;
 pub mod keys;
-pub mod metrics;
-pub mod object;
-pub mod pass;
-pub mod render;
-pub mod reseal;
-pub mod runner;
-pub mod sealed;
+pub mod kube_error;
+pub mod serve;
+pub mod sync;

@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use gitseal_agent::object::Object;
-use gitseal_agent::render::parse;
+use gitseal_agent::sync::object::Object;
+use gitseal_agent::sync::render::parse;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
@@ -16,7 +16,7 @@ const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
 fn crds_yaml_is_generated() {
     let committed =
         std::fs::read_to_string(format!("{DEPLOY}/crds.yaml")).expect("deploy/crds.yaml");
-    let generated = gitseal_agent::crd::crds_yaml().expect("generate");
+    let generated = gitseal_api::crds_yaml().expect("generate");
     assert!(
         committed == generated,
         "deploy/crds.yaml is stale: run `cargo run -p gitseal-agent -- crds > deploy/crds.yaml`"

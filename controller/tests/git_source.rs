@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use gitseal_agent::git::{Checkout, GitAuth, GitError, GitRef, GitSource};
+use gitseal_agent::sync::git::{Checkout, GitAuth, GitError, GitRef, GitSource};
 use secrecy::SecretString;
 use support::{GitDaemon, HttpAuth, HttpGitServer, SshGitServer, TestRepo};
 

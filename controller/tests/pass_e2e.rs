@@ -2,40 +2,28 @@
 //! repositories (file://): create, update, drift correction, prune rules, safety stops, and
 //! the zero-write no-op pass.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal::{Keyring, SecretKey};
-use gitseal_agent::counting::{ApiCounters, counting_client};
-use gitseal_agent::git::{GitAuth, GitRef, GitSource};
-use gitseal_agent::pass::{PassError, SyncSpec, SyncState, run_pass};
+use gitseal_agent::serve::api_counters::{ApiCounters, counting_client};
+use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
+use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use secrecy::SecretSlice;
+use support::git;
 
 const CANARY: &str = "CANARY-e2e-7d1f";
 
 struct Repo {
     _dir: tempfile::TempDir,
     path: PathBuf,
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Repo {
@@ -127,7 +115,7 @@ impl Harness {
             ring: Keyring::from_iter([key.clone()]),
         }
     }
-    async fn pass(&mut self) -> Result<gitseal_agent::pass::PassOutcome, PassError> {
+    async fn pass(&mut self) -> Result<gitseal_agent::sync::pass::PassOutcome, PassError> {
         run_pass(
             &self.client,
             &self.spec,

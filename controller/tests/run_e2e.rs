@@ -3,20 +3,19 @@
 //! appears nowhere it must not (logs, Events, status, files the agent wrote). Later passes
 //! over an unchanged repository write nothing.
 
-mod common;
+mod support;
 
-use common::{add_sealing_key, apply_crds, git, http_get, spawn_agent, wait_for};
+use support::{AgentTest, add_sealing_key, agent_binary, git, http_get, wait_for};
 
 use std::path::Path;
 use std::time::Duration;
 
 use gitseal::SecretKey;
 use gitseal::sealing::{SealTarget, seal_secret};
-use gitseal_agent::crd::GitSync;
+use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use secrecy::SecretSlice;
-use serde_json::json;
 
 const CANARY: &str = "CANARY-run-4c2e9";
 
@@ -58,18 +57,15 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn gitsync_becomes_ready_and_never_leaks() {
-    let cp = gitseal_testenv::shared().await;
-    let client = cp.client();
-    apply_crds(&client).await;
-    let agent_ns = cp.namespace("agent").await;
-    let app_ns = cp.namespace("app").await;
+    let t = AgentTest::new("run").await;
+    let (client, agent_ns, app_ns) = (t.client.clone(), t.agent_ns.clone(), t.app_ns.clone());
+    let work = &t.work;
 
     // The cluster's sealing key, as the agent finds it.
     let key = SecretKey::generate();
     add_sealing_key(&client, &agent_ns, &key).await;
 
     // The repository: a ConfigMap and a SealedSecret for the app namespace.
-    let work = tempfile::tempdir().expect("tempdir");
     let repo = work.path().join("repo");
     std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -97,24 +93,12 @@ async fn gitsync_becomes_ready_and_never_leaks() {
     git(&repo, &["commit", "-q", "-m", "first"]);
 
     // The agent, as a process, verbose logs captured.
-    let mut agent = spawn_agent(cp.kubeconfig_path(), &agent_ns, &app_ns, work.path(), &[]);
+    let mut agent = t.start_agent(agent_binary, &[]);
     let cache = work.path().join("cache");
     let (health_port, metrics_port) = (agent.health_port, agent.metrics_port);
 
+    t.apply_gitsync(&repo).await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
-    syncs
-        .patch(
-            "apps",
-            &PatchParams::apply("gitseal-test"),
-            &Patch::Apply(json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "apps"},
-                "spec": {"url": format!("file://{}", repo.display()), "ref": {"branch": "main"},
-                         "path": "apps", "interval": "1s", "prune": true}
-            })),
-        )
-        .await
-        .expect("gitsync");
 
     let gs = wait_for("GitSync Ready", || async {
         let gs = syncs.get("apps").await.ok()?;

@@ -4,9 +4,11 @@
 //! not own are left alone unless annotated; copies fail on their scope; an unchanged
 //! SealedSecret reconciled again writes nothing; and a canary value appears nowhere it must not.
 
-mod common;
+mod support;
 
-use common::{AgentProcess, add_sealing_key, apply_crds, http_get, spawn_agent, wait_for};
+use support::{
+    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, http_get, wait_for,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal::{Scope, SecretKey};
-use gitseal_agent::crd::SealedSecret;
+use gitseal_api::SealedSecret;
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -30,7 +32,7 @@ struct Env {
     app_ns: String,
     key: SecretKey,
 
-    _work: tempfile::TempDir,
+    _test: AgentTest,
     agent: AgentProcess,
 }
 
@@ -137,22 +139,24 @@ async fn start(prefix: &str) -> Env {
 
 /// `least_privilege`: the agent runs as a ServiceAccount holding only deploy/rbac.yaml's rules.
 async fn start_with(prefix: &str, least_privilege: bool) -> Env {
-    let cp = gitseal_testenv::shared().await;
-    let client = cp.client();
-    apply_crds(&client).await;
-    let agent_ns = cp.namespace(&format!("{prefix}-agent")).await;
-    let app_ns = cp.namespace(&format!("{prefix}-app")).await;
+    let t = AgentTest::new(prefix).await;
+    let (client, agent_ns, app_ns) = (t.client.clone(), t.agent_ns.clone(), t.app_ns.clone());
 
     let key = SecretKey::generate();
     add_sealing_key(&client, &agent_ns, &key).await;
 
-    let work = tempfile::tempdir().expect("tempdir");
     let kubeconfig = if least_privilege {
-        least_privilege_kubeconfig(&client, &agent_ns, work.path()).await
+        least_privilege_kubeconfig(&client, &agent_ns, t.work.path()).await
     } else {
-        cp.kubeconfig_path().to_owned()
+        t.cp.kubeconfig_path().to_owned()
     };
-    let agent = spawn_agent(&kubeconfig, &agent_ns, &app_ns, work.path(), &[]);
+    let setup = AgentSetup {
+        kubeconfig: &kubeconfig,
+        agent_namespace: &agent_ns,
+        watch_namespace: &app_ns,
+        dir: t.work.path(),
+    };
+    let agent = AgentProcess::start(agent_binary, setup, &[]);
     let health = agent.health_port;
     wait_for("the agent's /readyz", || async move {
         std::net::TcpStream::connect(("127.0.0.1", health))
@@ -166,7 +170,7 @@ async fn start_with(prefix: &str, least_privilege: bool) -> Env {
         app_ns,
         key,
         agent,
-        _work: work,
+        _test: t,
     }
 }
 

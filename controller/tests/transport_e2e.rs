@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use gitseal::{Keyring, SecretKey};
-use gitseal_agent::git::{GitAuth, GitRef, GitSource};
-use gitseal_agent::pass::{SyncSpec, SyncState, run_pass};
+use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
+use gitseal_agent::sync::pass::{SyncSpec, SyncState, run_pass};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use secrecy::SecretString;

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use crate::args::EditArgs;
 use crate::commands::render_file;
-use crate::io::{MAX_INPUT_BYTES, emit, read_identities, read_text, recipients_for, shown};
+use crate::io::{MAX_INPUT_BYTES, emit, read_text, recipients_for, shown};
 
 /// The process was asked to stop (exit 128 + signal, after cleaning up).
 #[derive(Debug)]
@@ -281,7 +281,7 @@ struct Changes {
 
 pub fn run(args: EditArgs) -> Result<()> {
     let seen = watch_signals()?;
-    let ring = read_identities(&args.identities)?;
+    let ring = gitseal::read_identity_files(&args.identities)?;
     let file = &args.file;
     let name = shown(file);
     let text = read_text(file)?;

@@ -13,9 +13,7 @@ use gitseal::{Keyring, Scope};
 
 use crate::args::ImportArgs;
 use crate::commands::{manifest_files, render_file};
-use crate::io::{
-    emit, read_identities, read_private, read_text, recipients_for, shown, write_all_atomic,
-};
+use crate::io::{emit, read_text, recipients_for, shown, write_all_atomic};
 
 /// What the conversion of one file came to.
 enum Outcome {
@@ -38,13 +36,13 @@ pub fn run(args: ImportArgs) -> Result<()> {
         age: Keyring::new(),
     };
     for path in &args.bitnami_keys {
-        let bytes = read_private(path, "Bitnami key file")?;
+        let bytes = gitseal::read_private_file(path, "Bitnami key file")?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| anyhow!("Bitnami key file {}: not a PEM or YAML text", shown(path)))?;
         keys.rsa
             .add_file(&format!("Bitnami key file {}", shown(path)), text)?;
     }
-    keys.age = read_identities(&args.identities)?;
+    keys.age = gitseal::read_identity_files(&args.identities)?;
 
     if args.paths.iter().any(|p| p == Path::new("-")) {
         if args.paths.len() > 1 {

@@ -1,7 +1,6 @@
 //! One module per subcommand.
 
 pub mod check;
-pub mod cluster_keys;
 pub mod create;
 pub mod edit;
 pub mod import;

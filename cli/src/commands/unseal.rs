@@ -6,10 +6,10 @@ use gitseal::sealing::unseal_many;
 use zeroize::Zeroizing;
 
 use crate::args::UnsealArgs;
-use crate::io::{emit, read_identities, read_text, shown};
+use crate::io::{emit, read_text, shown};
 
 pub fn run(args: UnsealArgs) -> Result<()> {
-    let ring = read_identities(&args.identities)?;
+    let ring = gitseal::read_identity_files(&args.identities)?;
     let source = shown(&args.file);
     let text = read_text(&args.file)?;
     let docs = parse_documents(&source, &text)?;

@@ -1,21 +1,26 @@
-//! Real git servers on loopback for integration tests, started by the test itself and
-//! stopped on drop: repositories built with the git CLI ([`TestRepo`]), `git daemon`
-//! ([`GitDaemon`]), smart HTTP through `git http-backend` with optional basic/bearer auth
-//! ([`HttpGitServer`]) and `sshd` with generated keys ([`SshGitServer`]).
+//! What the agent's integration tests share (use it from a test file with `mod support;`):
 //!
-//! Independent of Kubernetes: use it from any test file with `mod support;`.
-//! Everything is synchronous (std processes and threads), so it works from plain `#[test]`s
-//! and from any tokio runtime alike.
+//! - real git servers on loopback, started by the test itself and stopped on drop:
+//!   repositories built with the git CLI ([`TestRepo`]), `git daemon` ([`GitDaemon`]), smart
+//!   HTTP through `git http-backend` with optional basic/bearer auth ([`HttpGitServer`]) and
+//!   `sshd` with generated keys ([`SshGitServer`]). Independent of Kubernetes and synchronous
+//!   (std processes and threads), so they work from plain `#[test]`s and any tokio runtime;
+//! - for end-to-end tests against the real control plane ([`cluster`]): this package's agent
+//!   as a process, the CRDs, waiting, HTTP GET and a hand-installed sealing key.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+mod cluster;
 mod daemon;
 mod http;
 mod proc;
 mod repo;
 mod ssh;
 
+pub use cluster::{
+    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, http_get, wait_for,
+};
 pub use daemon::GitDaemon;
 pub use http::{HttpAuth, HttpGitServer, SeenRequest};
 pub use proc::{free_port, wait_port};

@@ -1,6 +1,6 @@
 //! Process and port helpers shared by the servers.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 /// How long a server may take to accept connections.
 const READY: Duration = Duration::from_secs(20);
 
-/// A port that was free a moment ago on 127.0.0.1 (servers that bind themselves need one).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
+pub use gitseal_testenv::e2e::free_port;
 
 /// Waits until `port` accepts connections; panics (with the server's log) if `child` exits
 /// first or it takes too long.

@@ -1,41 +1,7 @@
 //! Git repositories built with the git CLI.
 
+pub use gitseal_testenv::e2e::git;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Runs git in `dir` with a fixed identity and no user config; returns trimmed stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=gitseal-test",
-            "-c",
-            "user.email=test@example.invalid",
-        ])
-        .args([
-            "-c",
-            "init.defaultBranch=main",
-            "-c",
-            "commit.gpgSign=false",
-            "-c",
-            "tag.gpgSign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 /// A non-bare repository on branch `main`, at `<root>/<name>` in its own temporary folder.
 /// Servers are started on [`TestRepo::root`] and address it as `<name>`.

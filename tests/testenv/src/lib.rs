@@ -17,10 +17,15 @@
 //! many minutes). Set `GITSEAL_CONTROLPLANE_BIN_DIR` to use binaries built elsewhere, and
 //! `GITSEAL_CONTROLPLANE_TIMEOUT` (seconds, default 180) to change how long to wait for readiness.
 //!
+//! [`e2e`] holds what end-to-end tests need besides the control plane (the CRDs installed, the
+//! agent as a process, waiting, HTTP, git), shared by the agent's and the CLI's tests.
+//!
 //! Cleanup does not depend on this process exiting cleanly: the `gitseal-controlplane` launcher
 //! holds the read end of a pipe whose write end lives in this process until it exits. When the test
 //! process ends for any reason (success, panic, SIGKILL) the kernel closes the pipe, and the
 //! launcher kills etcd and the Kubernetes components and removes its temporary directory.
+
+pub mod e2e;
 
 use std::collections::VecDeque;
 use std::fmt;

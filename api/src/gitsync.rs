@@ -1,0 +1,136 @@
+//! `GitSync`: one git source (URL, ref, path) that the agent keeps applied, its pass settings
+//! and its status (kstatus conditions, revisions, inventory).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::{WithConditions, conditions_schema};
+
+/// A git repository (one ref, one path) that the agent keeps applied to the cluster.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "gitseal.dev",
+    version = "v1alpha1",
+    kind = "GitSync",
+    namespaced,
+    status = "GitSyncStatus",
+    shortname = "gs",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.lastAppliedRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncSpec {
+    /// Repository URL: `https://…`, `ssh://…`, `git@host:path` or `file://…`.
+    pub url: String,
+    /// What to check out; the default branch `main` when empty.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub git_ref: Option<GitRefSpec>,
+    /// Folder inside the repository to render (default: the root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Time between passes, e.g. `1m`, `30s`, `1h` (default `1m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Limit for the fetch and for each apply stage (default `2m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Delete objects that were applied before and are gone from git.
+    #[serde(default)]
+    pub prune: bool,
+    /// Allow a pass whose path renders to nothing to prune every object it applied before.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// Stop passes without changing anything.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Allow plain `v1/Secret` objects with data in the repository (refused by default).
+    #[serde(default)]
+    pub allow_plaintext_secrets: bool,
+    /// Credentials in this namespace: `username`+`password` or `bearerToken` for https;
+    /// `identity` + `known_hosts` for ssh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectReference>,
+    /// Namespace for namespaced objects that do not set one (and override for those that do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+}
+
+/// One of branch, tag or commit.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRefSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A full 40-hex commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct LocalObjectReference {
+    pub name: String,
+}
+
+/// What the last passes did. Conditions follow kstatus: `Ready`, `Reconciling`, `Stalled`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSyncStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `<branch>@sha1:<commit>` of the last pass that applied everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    /// Revision of the last pass, successful or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    /// Objects applied by the last successful pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    /// Why the last pass failed (never holds secret values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The objects a pass applied, as `namespace_name_group_kind` ids with their version.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct Inventory {
+    pub entries: Vec<InventoryEntry>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+pub struct InventoryEntry {
+    /// `<namespace>_<name>_<group>_<kind>` (empty namespace for cluster objects, empty
+    /// group for the core group), as Flux writes it.
+    pub id: String,
+    /// API version the object was applied with.
+    pub v: String,
+}
+
+impl WithConditions for GitSyncStatus {
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_reads_flux_like_yaml() {
+        let s: GitSyncSpec = serde_yaml::from_str(
+            "url: https://example.invalid/repo.git\nref: {branch: main}\npath: ./clusters/dev\nprune: true\n",
+        )
+        .unwrap();
+        assert_eq!(s.git_ref.unwrap().branch.as_deref(), Some("main"));
+        assert!(s.prune && !s.allow_empty);
+    }
+}

@@ -1,0 +1,66 @@
+//! Well-known names: the labels, annotations, ConfigMaps, Secret keys and field managers that
+//! the agent and the CLI (and the people reading a cluster) agree on. Changing one changes the
+//! contract with clusters that already run gitseal.
+
+/// API group of the custom resources.
+pub const GROUP: &str = "gitseal.dev";
+/// API version of the custom resources.
+pub const VERSION: &str = "v1alpha1";
+
+// --- Field managers (server-side apply) --------------------------------------------------
+
+/// Objects, statuses and Secrets the agent applies.
+pub const AGENT_FIELD_MANAGER: &str = "gitseal-agent";
+/// The sealing keys, the public keys ConfigMap and the key usage ConfigMap.
+pub const KEYS_FIELD_MANAGER: &str = "gitseal-agent-keys";
+/// Changes made by `gitseal` (rotation requests, retiring, restoring keys).
+pub const CLI_FIELD_MANAGER: &str = "gitseal-cli";
+/// The `reportingController` of the agent's Events.
+pub const EVENT_REPORTER: &str = "gitseal-agent";
+
+// --- Objects a GitSync applies ----------------------------------------------------------
+
+/// Label on every object a GitSync applied: the GitSync's name.
+pub const SYNC_NAME_LABEL: &str = "gitseal.dev/sync-name";
+/// Label on every object a GitSync applied: the GitSync's namespace.
+pub const SYNC_NAMESPACE_LABEL: &str = "gitseal.dev/sync-namespace";
+/// `disabled` on an object (or its SealedSecret) keeps it from ever being pruned.
+pub const PRUNE_ANNOTATION: &str = "gitseal.dev/prune";
+/// Where `gitseal-agent sync` keeps its inventory between runs: a ConfigMap of this name
+/// followed by the source's name, in the agent namespace.
+pub const INVENTORY_CONFIGMAP_PREFIX: &str = "gitseal-inventory-";
+/// The inventory ConfigMap's data key (JSON list of inventory entries).
+pub const INVENTORY_KEY: &str = "inventory.json";
+
+// --- Secrets opened from SealedSecret objects -------------------------------------------
+
+/// Label on every Secret the SealedSecret controller produces (the agent watches only these).
+pub const SEALED_SECRET_LABEL: &str = "gitseal.dev/sealed-secret";
+/// `"true"` on an existing Secret lets a SealedSecret of the same name take it over.
+pub const MANAGED_ANNOTATION: &str = "gitseal.dev/managed";
+
+// --- Sealing keys -----------------------------------------------------------------------
+
+/// Label of a sealing key Secret in the agent namespace: [`ACTIVE`] or [`RETIRED`].
+pub const SEALING_KEY_LABEL: &str = "gitseal.dev/sealing-key";
+/// A key that opens values (the newest active one seals).
+pub const ACTIVE: &str = "active";
+/// A key that no longer opens anything.
+pub const RETIRED: &str = "retired";
+/// Data key of a sealing key Secret: one age identity file.
+pub const IDENTITY_KEY: &str = "identity";
+/// RFC 3339 creation time of a key Secret (the Secret's own creation time when absent).
+pub const CREATED_ANNOTATION: &str = "gitseal.dev/created";
+/// The ConfigMap with the public keys, readable by every authenticated user.
+pub const PUBLIC_KEYS_CONFIGMAP: &str = "gitseal-public-keys";
+/// Data key of the public keys ConfigMap: every key, as JSON [`crate::PublicKeyInfo`]s.
+pub const PUBLIC_KEYS_JSON: &str = "keys.json";
+/// Data key of the public keys ConfigMap: the key to seal with, as a recipients file.
+pub const RECIPIENTS_TXT: &str = "recipients.txt";
+/// The ConfigMap recording which key opens which object, and when it was last needed: one
+/// data key per key id, each a JSON [`crate::UsageEntry`].
+pub const USAGE_CONFIGMAP: &str = "gitseal-key-usage";
+/// Set (any new value) on the public-keys ConfigMap to ask for a new active key now.
+pub const ROTATE_REQUESTED_ANNOTATION: &str = "gitseal.dev/rotate-requested";
+/// Written by the agent: the last rotation request it acted on.
+pub const ROTATE_DONE_ANNOTATION: &str = "gitseal.dev/rotate-done";

@@ -1,0 +1,52 @@
+//! `ResealRequest`: `gitseal reseal --cluster` asks the agent to re-encrypt values, and reads
+//! the new ciphertexts from its status.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A request to re-encrypt SealedSecret values inside the agent, so that plaintext never
+/// leaves it (`gitseal reseal --cluster`). Whoever may create these in the agent's namespace
+/// may re-seal; the answer holds ciphertexts only.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "gitseal.dev",
+    version = "v1alpha1",
+    kind = "ResealRequest",
+    namespaced,
+    status = "ResealRequestStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealRequestSpec {
+    /// The SealedSecrets to re-seal.
+    pub items: Vec<ResealItem>,
+    /// Public keys (age1…) to seal to; empty means the agent's newest active key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealItem {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `strict` (default), `namespace` or `cluster`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// One age ciphertext (base64) per key.
+    pub encrypted_data: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResealRequestStatus {
+    /// New ciphertexts, one entry per item, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<BTreeMap<String, String>>,
+    /// Why the request failed (never holds secret values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -1,0 +1,97 @@
+//! The cluster, as the CLI's cluster commands see it (`gitseal keys fetch | list | rotate |
+//! retire | backup | restore`, `gitseal reseal --cluster`): a client built with the caller's
+//! own credentials (kubeconfig, like kubectl), so Kubernetes RBAC decides who may do what, and
+//! what the agent publishes there.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use gitseal_api::PublicKeyInfo;
+use gitseal_api::keys::{UsageEntry, read_public_keys, read_usage};
+use gitseal_api::names::{PUBLIC_KEYS_CONFIGMAP, USAGE_CONFIGMAP};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::args::ClusterArgs;
+use crate::io::shown;
+
+/// A runtime for one command's API calls (the CLI is otherwise synchronous).
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// A client for the cluster named by `--kubeconfig` / `--context`, else found like kubectl.
+pub async fn client(c: &ClusterArgs) -> Result<kube::Client> {
+    let config = if c.kubeconfig.is_none() && c.context.is_none() {
+        kube::Config::infer().await.context(
+            "no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run in a cluster",
+        )?
+    } else {
+        let opts = KubeConfigOptions {
+            context: c.context.clone(),
+            ..Default::default()
+        };
+        match &c.kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path)
+                    .with_context(|| format!("kubeconfig {}", shown(path)))?;
+                kube::Config::from_custom_kubeconfig(kc, &opts)
+                    .await
+                    .with_context(|| format!("kubeconfig {}", shown(path)))?
+            }
+            None => kube::Config::from_kubeconfig(&opts)
+                .await
+                .context("kubeconfig")?,
+        }
+    };
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+/// An API error worded for the person at the terminal: what was attempted, where, and for a
+/// refusal, whom to ask.
+pub fn api_error(e: kube::Error, what: &str, ns: &str) -> anyhow::Error {
+    match &e {
+        kube::Error::Api(s) if s.code == 403 => anyhow::anyhow!(
+            "{what} in namespace {ns}: forbidden ({}); ask a cluster admin for access",
+            s.message
+        ),
+        kube::Error::Api(s) => anyhow::anyhow!("{what} in namespace {ns}: {}", s.message),
+        _ => anyhow::anyhow!("{what} in namespace {ns}: {e}"),
+    }
+}
+
+/// The public keys ConfigMap and the keys it lists (oldest first).
+pub async fn public_keys(
+    client: &kube::Client,
+    ns: &str,
+) -> Result<(ConfigMap, Vec<PublicKeyInfo>)> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = api
+        .get_opt(PUBLIC_KEYS_CONFIGMAP)
+        .await
+        .map_err(|e| api_error(e, "reading the public keys", ns))?
+        .with_context(|| {
+            format!(
+                "no published keys in namespace {ns} (ConfigMap {PUBLIC_KEYS_CONFIGMAP}); is gitseal-agent running there? Pass --namespace if it runs elsewhere"
+            )
+        })?;
+    let keys = published_keys(&cm)?;
+    Ok((cm, keys))
+}
+
+/// The keys the public keys ConfigMap lists (oldest first).
+pub fn published_keys(cm: &ConfigMap) -> Result<Vec<PublicKeyInfo>> {
+    read_public_keys(cm.data.as_ref())
+        .with_context(|| format!("ConfigMap {PUBLIC_KEYS_CONFIGMAP}: unreadable keys.json"))
+}
+
+/// Which objects need which key (`None` when the usage ConfigMap cannot be read).
+pub async fn usage(client: &kube::Client, ns: &str) -> Option<BTreeMap<String, UsageEntry>> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let cm = api.get_opt(USAGE_CONFIGMAP).await.ok()?;
+    Some(read_usage(cm.and_then(|c| c.data).unwrap_or_default()))
+}

@@ -1,0 +1,280 @@
+//! `gitseal keys backup` (every private key, age-encrypted, into a 0600 file) and `gitseal
+//! keys restore` (the key Secrets written back; the agent uses them without a restart). Both
+//! work on the key Secrets with the caller's own credentials.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use gitseal_api::names::{
+    ACTIVE, CLI_FIELD_MANAGER, CREATED_ANNOTATION, IDENTITY_KEY, RETIRED, SEALING_KEY_LABEL,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams};
+use secrecy::ExposeSecret;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::args::ClusterArgs;
+use crate::cluster::{api_error, client};
+use crate::io::{read_input, shown, write_private};
+
+/// Starts each key's block in a backup; the rest of the block is its identity file.
+const BACKUP_MARK: &str = "# gitseal-key-secret:";
+
+pub async fn backup(
+    c: &ClusterArgs,
+    recipients: &[String],
+    output: Option<&Path>,
+    plaintext: bool,
+    force: bool,
+) -> Result<()> {
+    let recipients: Vec<age::x25519::Recipient> = recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            crate::io::usable(r)
+                .and_then(|pk| {
+                    pk.to_string()
+                        .parse::<age::x25519::Recipient>()
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                })
+                .with_context(|| format!("--recipient #{}", i + 1))
+        })
+        .collect::<Result<_>>()?;
+    if output.is_none() && std::io::stdout().is_terminal() {
+        bail!("refusing to write private keys to a terminal; pass -o FILE");
+    }
+    let client = client(c).await?;
+    let ns = &c.namespace;
+    let api: Api<Secret> = Api::namespaced(client, ns);
+    let list = api
+        .list(&ListParams::default().labels(SEALING_KEY_LABEL))
+        .await
+        .map_err(|e| api_error(e, "listing the key Secrets", ns))?;
+    let mut text = Zeroizing::new(format!(
+        "# gitseal sealing keys of namespace {ns}, {}\n# restore: gitseal keys restore -i IDENTITY -f THIS-FILE\n",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    ));
+    let mut n = 0;
+    for mut s in list.items {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let state = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SEALING_KEY_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        let created = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREATED_ANNOTATION))
+            .cloned()
+            .or_else(|| {
+                s.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+            })
+            .unwrap_or_default();
+        let identity = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get(IDENTITY_KEY))
+            .map(|b| Zeroizing::new(String::from_utf8_lossy(&b.0).into_owned()));
+        if let Some(d) = s.data.as_mut() {
+            d.values_mut().for_each(|v| v.0.zeroize());
+        }
+        let Some(identity) = identity else {
+            eprintln!("warning: Secret {name} has no `identity`; skipped");
+            continue;
+        };
+        if gitseal::keys::read_identity_file(identity.as_bytes()).is_err() {
+            eprintln!("warning: Secret {name} holds no readable identity; skipped");
+            continue;
+        }
+        text.push_str(&format!("{BACKUP_MARK} {name} {state} {created}\n"));
+        text.push_str(&identity);
+        if !identity.ends_with('\n') {
+            text.push('\n');
+        }
+        n += 1;
+    }
+    if n == 0 {
+        bail!("no sealing key Secrets in namespace {ns}: nothing to back up");
+    }
+    let bytes: Zeroizing<Vec<u8>> = if plaintext {
+        Zeroizing::new(text.as_bytes().to_vec())
+    } else {
+        let encryptor =
+            age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| anyhow::anyhow!("cannot encrypt the backup: {e}"))?;
+        let mut out = Vec::new();
+        let mut w = encryptor
+            .wrap_output(&mut out)
+            .context("cannot encrypt the backup")?;
+        w.write_all(text.as_bytes())
+            .and_then(|()| w.finish().map(drop))
+            .context("cannot encrypt the backup")?;
+        Zeroizing::new(out)
+    };
+    match output {
+        Some(path) => {
+            write_private(path, &bytes, force)?;
+            eprintln!(
+                "wrote {n} key(s) to {}{}",
+                shown(path),
+                if plaintext { " UNENCRYPTED" } else { "" }
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .context("cannot write to standard output")?;
+        }
+    }
+    Ok(())
+}
+
+/// One key Secret from a backup.
+struct Restored {
+    name: String,
+    state: String,
+    created: String,
+    identity: Zeroizing<String>,
+}
+
+fn parse_backup(text: &str) -> Result<Vec<Restored>> {
+    let mut out: Vec<Restored> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(BACKUP_MARK) {
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(state)) = (parts.next(), parts.next()) else {
+                bail!("backup: a `{BACKUP_MARK}` line lacks the Secret name or state");
+            };
+            if gitseal::scope::validate_name(name).is_err() || ![ACTIVE, RETIRED].contains(&state) {
+                bail!("backup: bad `{BACKUP_MARK}` line (name or state)");
+            }
+            out.push(Restored {
+                name: name.to_owned(),
+                state: state.to_owned(),
+                created: parts.next().unwrap_or_default().to_owned(),
+                identity: Zeroizing::new(String::new()),
+            });
+        } else if let Some(cur) = out.last_mut() {
+            cur.identity.push_str(line);
+            cur.identity.push('\n');
+        }
+    }
+    for r in &out {
+        gitseal::keys::read_identity_file(r.identity.as_bytes())
+            .with_context(|| format!("backup: key Secret {}", r.name))?;
+    }
+    if out.is_empty() {
+        bail!("not a gitseal key backup (no `{BACKUP_MARK}` lines)");
+    }
+    Ok(out)
+}
+
+pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Result<()> {
+    let raw = read_input(file)?;
+    let name = shown(file);
+    let text: Zeroizing<String> = if raw.starts_with(b"age-encryption.org/v1") {
+        if identities.is_empty() {
+            bail!("{name} is encrypted; pass -i IDENTITY (the key it was backed up to)");
+        }
+        let ring = gitseal::read_identity_files(identities)?;
+        let ids: Vec<age::x25519::Identity> = ring
+            .keys()
+            .filter_map(|k| k.to_secret_string().expose_secret().parse().ok())
+            .collect();
+        let decryptor = age::Decryptor::new_buffered(&raw[..])
+            .map_err(|e| anyhow::anyhow!("{name}: not a readable age file: {e}"))?;
+        let mut reader = decryptor
+            .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+            .map_err(|_| {
+                anyhow::anyhow!("{name}: cannot open it with the given identity (wrong key?)")
+            })?;
+        let mut out = Zeroizing::new(Vec::new());
+        reader
+            .read_to_end(&mut out)
+            .with_context(|| format!("{name}: cannot decrypt"))?;
+        Zeroizing::new(
+            String::from_utf8(out.to_vec()).with_context(|| format!("{name}: not a key backup"))?,
+        )
+    } else {
+        Zeroizing::new(
+            std::str::from_utf8(&raw)
+                .with_context(|| format!("{name}: neither an age file nor a plaintext backup"))?
+                .to_owned(),
+        )
+    };
+    let keys = parse_backup(&text).with_context(|| name.clone())?;
+    let client = client(c).await?;
+    let ns = &c.namespace;
+    let api: Api<Secret> = Api::namespaced(client, ns);
+    for k in &keys {
+        let mut secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(k.name.clone()),
+                labels: Some([(SEALING_KEY_LABEL.to_owned(), k.state.clone())].into()),
+                annotations: (!k.created.is_empty())
+                    .then(|| [(CREATED_ANNOTATION.to_owned(), k.created.clone())].into()),
+                ..Default::default()
+            },
+            type_: Some("Opaque".into()),
+            string_data: Some([(IDENTITY_KEY.to_owned(), k.identity.to_string())].into()),
+            ..Default::default()
+        };
+        let result = api
+            .patch(
+                &k.name,
+                &PatchParams::apply(CLI_FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
+            .await;
+        if let Some(d) = secret.string_data.as_mut() {
+            d.values_mut().for_each(Zeroize::zeroize);
+        }
+        if let Ok(mut s) = result {
+            if let Some(d) = s.data.as_mut() {
+                d.values_mut().for_each(|v| v.0.zeroize());
+            }
+        } else {
+            result.map_err(|e| api_error(e, &format!("writing Secret {}", k.name), ns))?;
+        }
+        eprintln!("restored Secret {} ({})", k.name, k.state);
+    }
+    eprintln!(
+        "restored {} key Secret(s) in namespace {ns}; the agent uses them without a restart",
+        keys.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitseal::SecretKey;
+
+    #[test]
+    fn backup_text_round_trips() {
+        let k = SecretKey::generate();
+        let id = k.to_identity_file("2026-11-26T00:00:00Z");
+        let text = format!(
+            "# header\n{BACKUP_MARK} gitseal-key-{} active 2026-11-26T00:00:00Z\n{}",
+            k.id(),
+            id.expose_secret()
+        );
+        let keys = parse_backup(&text).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].state, "active");
+        assert!(parse_backup("# nothing\n").is_err());
+        let bad = format!("{BACKUP_MARK} x active\nAGE-SECRET-KEY-1NOPE\n");
+        let e = format!("{:#}", parse_backup(&bad).err().unwrap());
+        assert!(!e.contains("NOPE"), "{e}");
+    }
+}

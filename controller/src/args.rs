@@ -1,0 +1,109 @@
+//! `gitseal-agent` flags. Every flag is declared here, with clap enforcing conflicts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sync::git::GitRef;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitseal-agent",
+    version,
+    about = "Keeps a cluster equal to a git repository, SealedSecrets included"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch GitSync objects (keep each source applied) and SealedSecret objects (unseal each).
+    Run(RunArgs),
+    /// One source from flags: for bootstrap, CI and the quick start.
+    Sync(SyncArgs),
+    /// Print the CRDs (generated from the Rust types).
+    Crds,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent's namespace: sealing keys live here.
+    #[arg(long, env = "GITSEAL_NAMESPACE", default_value = "gitseal-system")]
+    pub namespace: String,
+    /// Address for /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address for /healthz and /readyz (may equal --metrics-addr).
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Folder for git clones, reused between passes.
+    #[arg(long, default_value = "/tmp/gitseal-agent")]
+    pub cache_dir: PathBuf,
+    /// Objects applied at once within a stage.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Only watch GitSyncs and SealedSecrets in this namespace (default: all namespaces).
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// A new active sealing key when the newest is older than this; `0` = never.
+    #[arg(long, default_value = "720h", value_parser = humantime::parse_duration)]
+    pub key_renewal: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Repository URL (https, ssh, file, or a local path).
+    #[arg(long)]
+    pub url: String,
+    /// Branch to follow (`main`, `branch:NAME`); `tag:NAME` for a tag; a 40-hex id for a commit.
+    #[arg(long = "ref", default_value = "main")]
+    pub git_ref: GitRef,
+    /// Folder in the repository to render.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Identity file(s) to open SealedSecrets with (besides the cluster's sealing keys).
+    #[arg(long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// One pass, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Time between passes.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Limit for the fetch, render and each apply stage.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Delete objects applied before and gone from git.
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow an empty render to prune everything applied before.
+    #[arg(long, requires = "prune")]
+    pub allow_empty: bool,
+    /// Allow plaintext Secrets with data in the repository.
+    #[arg(long)]
+    pub allow_plaintext_secrets: bool,
+    /// Print what would be applied (Secret values redacted) without a cluster.
+    #[arg(long, conflicts_with_all = ["prune", "once"])]
+    pub plan: bool,
+    /// Namespace for namespaced objects (overrides theirs).
+    #[arg(long)]
+    pub target_namespace: Option<String>,
+    /// Name of this source (labels, inventory ConfigMap).
+    #[arg(long, default_value = "sync")]
+    pub name: String,
+    /// The agent's namespace: sealing keys and the inventory live here.
+    #[arg(long, env = "GITSEAL_NAMESPACE", default_value = "gitseal-system")]
+    pub namespace: String,
+    /// Folder for the git clone, reused between passes.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}

@@ -1,0 +1,84 @@
+//! `gitseal-agent run`: starts the sealing keys controller, the GitSync, SealedSecret and
+//! ResealRequest controllers and the HTTP endpoints, sharing one client, one key store and
+//! one key usage record.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context as _, Result};
+
+use crate::args::RunArgs;
+use crate::controllers::sealing_keys::KeyManager;
+use crate::controllers::{gitsync, reseal_request, sealed_secret};
+use crate::keys::{KeyStore, KeyUsage};
+use crate::serve::api_counters::{ApiCounters, counting_client};
+use crate::serve::http::{HttpState, serve};
+use crate::serve::metrics::Metrics;
+
+/// `gitseal-agent run`: every controller, the key manager and the HTTP endpoints, until a
+/// shutdown signal.
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let counters = Arc::new(ApiCounters::default());
+    let config = kube::Config::infer()
+        .await
+        .context("no cluster configuration (KUBECONFIG or in-cluster)")?;
+    let client = counting_client(config, counters.clone())?;
+    let metrics = Arc::new(Metrics::new(counters));
+    let ready = Arc::new(AtomicBool::new(false));
+    let key_store = KeyStore::new();
+    let key_usage = KeyUsage::new(key_store.clone());
+    let key_manager = KeyManager::new(
+        client.clone(),
+        args.namespace.clone(),
+        Some(args.key_renewal).filter(|d| !d.is_zero()),
+        key_store.clone(),
+    );
+    let state = HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+        keys: Some(key_store.clone()),
+    };
+    let health = serve(args.health_addr, state.clone());
+    let metrics_srv = async {
+        if args.metrics_addr == args.health_addr {
+            std::future::pending::<std::io::Result<()>>().await
+        } else {
+            serve(args.metrics_addr, state.clone()).await
+        }
+    };
+    let reseal_ctx = Arc::new(reseal_request::Context {
+        client: client.clone(),
+        namespace: args.namespace.clone(),
+        keys: key_store.clone(),
+    });
+    let sealed_ctx = Arc::new(
+        sealed_secret::Context::new(client.clone(), args.namespace.clone())
+            .with_keys(key_store.clone(), key_usage.clone()),
+    );
+    let ctx = Arc::new(
+        gitsync::Context::new(
+            client,
+            metrics,
+            args.namespace.clone(),
+            args.cache_dir.clone(),
+            args.concurrency,
+        )
+        .with_keys(key_store, key_usage),
+    );
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::select! {
+        r = health => r.context("health endpoint")?,
+        r = metrics_srv => r.context("metrics endpoint")?,
+        () = key_manager.run() => {}
+        // Both controllers stop on the same shutdown signal.
+        _ = async {
+            tokio::join!(
+                gitsync::run(ctx, args.watch_namespace.as_deref()),
+                sealed_secret::run(sealed_ctx, args.watch_namespace.as_deref()),
+                reseal_request::run(reseal_ctx),
+            )
+        } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

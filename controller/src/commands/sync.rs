@@ -1,0 +1,122 @@
+//! `gitseal-agent sync`: one source from flags, for bootstrap, CI and the quick start. Its
+//! inventory lives in a ConfigMap between runs; `--plan` prints what a pass would apply
+//! (Secret values redacted) without a cluster.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::args::SyncArgs;
+use crate::keys::store::load_ring;
+use crate::kube_error::kube_message;
+use crate::serve::api_counters::{ApiCounters, counting_client};
+use crate::sync::git::{GitAuth, GitSource};
+use crate::sync::inventory;
+use crate::sync::pass::{SyncSpec, SyncState, plan, run_pass};
+
+/// `gitseal-agent sync`: one source from flags; `--plan` needs no cluster.
+pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("gitseal-agent-cache"));
+    let spec = SyncSpec {
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        source: GitSource {
+            url: args.url.clone(),
+            reference: args.git_ref.clone(),
+            auth: GitAuth::None,
+            timeout: args.timeout,
+        },
+        path: args.path.clone(),
+        timeout: args.timeout,
+        prune: args.prune,
+        allow_empty: args.allow_empty,
+        allow_plaintext: args.allow_plaintext_secrets,
+        target_namespace: args.target_namespace.clone(),
+    };
+    let mut ring = gitseal::read_identity_files(&args.identities)?;
+    if args.plan {
+        let (revision, objects) = plan(&spec, &ring, &cache_dir).await?;
+        let docs: Vec<serde_yaml::Value> = objects
+            .iter()
+            .filter_map(|v| serde_yaml::to_value(v).ok())
+            .collect();
+        print!(
+            "{}",
+            gitseal::manifest::render(&docs, gitseal::manifest::OutputFormat::Yaml)
+        );
+        eprintln!(
+            "plan for {revision}: {} object(s); Secret values redacted; nothing applied",
+            docs.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let counters = Arc::new(ApiCounters::default());
+    let config = kube::Config::infer()
+        .await
+        .context("no cluster configuration (KUBECONFIG or in-cluster)")?;
+    let client = counting_client(config, counters.clone())?;
+    if let Ok(cluster_ring) = load_ring(&client, &args.namespace).await {
+        for k in cluster_ring.keys() {
+            ring.add(k.clone());
+        }
+    }
+    let mut state = SyncState {
+        inventory: inventory::load(&client, &args.namespace, &args.name)
+            .await
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    loop {
+        let (r0, w0) = (counters.reads(), counters.writes());
+        let before = state.inventory.clone();
+        match run_pass(
+            &client,
+            &spec,
+            &mut state,
+            &ring,
+            &cache_dir,
+            args.concurrency,
+        )
+        .await
+        {
+            Ok(outcome) => {
+                if state.inventory != before
+                    && let Err(e) =
+                        inventory::save(&client, &args.namespace, &args.name, &state.inventory)
+                            .await
+                {
+                    // The pass itself succeeded; only pruning in a later run depends on this.
+                    tracing::warn!(
+                        namespace = %args.namespace,
+                        error = %kube_message(&e),
+                        "inventory not saved; a later `sync` cannot prune what this one applied (does the namespace exist?)"
+                    );
+                }
+                tracing::info!(
+                    revision = %outcome.revision,
+                    applied = outcome.report.applied.len(),
+                    unchanged = outcome.report.unchanged,
+                    pruned = outcome.report.pruned.len(),
+                    api_reads = counters.reads() - r0,
+                    api_writes = counters.writes() - w0,
+                    millis = outcome.duration.as_millis() as u64,
+                    "pass done"
+                );
+            }
+            Err((_, e)) => {
+                tracing::error!(error = %e, kind = e.kind(), "pass failed; nothing was pruned");
+                if args.once {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        if args.once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(args.interval).await;
+    }
+}

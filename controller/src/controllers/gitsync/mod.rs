@@ -1,0 +1,288 @@
+//! The GitSync controller of `gitseal-agent run`: each GitSync gets its own pass on its own
+//! interval, and its own status. Status is written (server-side apply, field manager
+//! `gitseal-agent`) only when it changed, and Events only on change, so a pass over an
+//! unchanged repository and cluster writes nothing.
+
+mod source;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gitseal_api::conditions::{READY, STALLED, condition, settle};
+use gitseal_api::{GitSync, GitSyncStatus, Inventory};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tokio::sync::Mutex;
+
+use crate::keys::{KeyStore, KeyUsage};
+use crate::kube_error::kube_message;
+use crate::serve::events::{event_recorder, publish};
+use crate::serve::metrics::Metrics;
+use crate::sync::pass::{PassError, SyncState, run_pass};
+use source::sync_spec;
+
+/// A GitSync's namespace and name.
+type SourceKey = (String, String);
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub metrics: Arc<Metrics>,
+    /// The agent's own namespace (sealing keys live there).
+    pub namespace: String,
+    pub cache_dir: PathBuf,
+    pub concurrency: usize,
+    pub recorder: Recorder,
+    /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
+    /// pass), and where to record which key each SealedSecret needs.
+    pub keys: Option<(KeyStore, KeyUsage)>,
+    states: Mutex<HashMap<SourceKey, Arc<Mutex<SyncState>>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Context({})", self.namespace)
+    }
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        metrics: Arc<Metrics>,
+        namespace: String,
+        cache_dir: PathBuf,
+        concurrency: usize,
+    ) -> Self {
+        let recorder = event_recorder(&client);
+        Context {
+            client,
+            metrics,
+            namespace,
+            cache_dir,
+            concurrency,
+            recorder,
+            keys: None,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Uses `keys` for every pass instead of listing the key Secrets each time, and records
+    /// key usage in `usage`.
+    pub fn with_keys(mut self, keys: KeyStore, usage: KeyUsage) -> Self {
+        self.keys = Some((keys, usage));
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("GitSync {0}: {1}")]
+    Spec(String, String),
+    #[error("{0}")]
+    Kube(String),
+}
+
+async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) -> Result<(), Error> {
+    let old = gs.status.clone().unwrap_or_default();
+    if settle(&mut status, &old) {
+        return Ok(());
+    }
+    let api: Api<GitSync> =
+        Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
+    super::apply_status(&api, &gs.name_any(), &status)
+        .await
+        .map_err(|e| Error::Kube(kube_message(&e)))?;
+    Ok(())
+}
+
+async fn event(ctx: &Context, gs: &GitSync, warning: bool, reason: &str, note: &str) {
+    publish(
+        &ctx.recorder,
+        &gs.object_ref(&()),
+        warning,
+        reason,
+        "Reconcile",
+        note,
+    )
+    .await;
+}
+
+async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = (gs.namespace().unwrap_or_default(), gs.name_any());
+    let generation = gs.metadata.generation;
+    let old = gs.status.clone().unwrap_or_default();
+    if gs.spec.suspend {
+        let mut status = old.clone();
+        status.conditions.retain(|c| c.type_ != READY);
+        status.conditions.push(condition(
+            READY,
+            false,
+            "Suspended",
+            "suspended: no passes until resumed",
+            generation,
+        ));
+        status.observed_generation = generation;
+        write_status(&ctx, &gs, status).await?;
+        return Ok(Action::await_change());
+    }
+    let (spec, interval) = match sync_spec(&ctx.client, &gs).await {
+        Ok(s) => s,
+        Err(msg) => {
+            let mut status = old.clone();
+            status.conditions = vec![
+                condition(READY, false, "InvalidSpec", &msg, generation),
+                condition(STALLED, true, "InvalidSpec", &msg, generation),
+            ];
+            status.observed_generation = generation;
+            status.last_error = Some(msg.clone());
+            if old.last_error.as_deref() != Some(msg.as_str()) {
+                event(&ctx, &gs, true, "InvalidSpec", &msg).await;
+            }
+            write_status(&ctx, &gs, status).await?;
+            return Err(Error::Spec(format!("{}/{}", key.0, key.1), msg));
+        }
+    };
+    let state = {
+        let mut states = ctx.states.lock().await;
+        states.entry(key.clone()).or_default().clone()
+    };
+    let mut state = state.lock().await;
+    if state.inventory.is_empty()
+        && let Some(inv) = &old.inventory
+    {
+        // After a restart the inventory comes back from status, so pruning still works.
+        state.inventory = inv.entries.clone();
+    }
+    let ring = match &ctx.keys {
+        Some((keys, _)) => {
+            keys.ready().await;
+            keys.ring()
+        }
+        None => crate::keys::store::load_ring(&ctx.client, &ctx.namespace)
+            .await
+            .map_err(|e| Error::Kube(kube_message(&e)))?,
+    };
+    ctx.metrics.sealing_keys.set(ring.len() as i64);
+    let timer = std::time::Instant::now();
+    let result = run_pass(
+        &ctx.client,
+        &spec,
+        &mut state,
+        &ring,
+        &ctx.cache_dir,
+        ctx.concurrency,
+    )
+    .await;
+    ctx.metrics
+        .pass_seconds
+        .observe(timer.elapsed().as_secs_f64());
+    let mut status = old.clone();
+    status.observed_generation = generation;
+    match result {
+        Ok(outcome) => {
+            let changed = outcome.changed();
+            ctx.metrics.pass(if changed { "ok" } else { "noop" });
+            ctx.metrics
+                .applied
+                .inc_by(outcome.report.applied.len() as u64);
+            ctx.metrics
+                .pruned
+                .inc_by(outcome.report.pruned.len() as u64);
+            let msg = format!("Applied revision: {}", outcome.revision);
+            status.conditions = vec![condition(
+                READY,
+                true,
+                "ReconciliationSucceeded",
+                &msg,
+                generation,
+            )];
+            status.last_applied_revision = Some(outcome.revision.clone());
+            status.last_attempted_revision = Some(outcome.revision.clone());
+            status.inventory = Some(Inventory {
+                entries: outcome.report.inventory.clone(),
+            });
+            status.last_error = None;
+            if let Some((_, usage)) = &ctx.keys {
+                usage
+                    .record_pass(
+                        &ctx.client,
+                        &ctx.namespace,
+                        (&spec.namespace, &spec.name),
+                        &state.key_uses,
+                    )
+                    .await;
+            }
+            tracing::info!(
+                gitsync = %format!("{}/{}", key.0, key.1),
+                revision = %outcome.revision,
+                applied = outcome.report.applied.len(),
+                unchanged = outcome.report.unchanged,
+                pruned = outcome.report.pruned.len(),
+                "pass done"
+            );
+            if changed || old.last_error.is_some() {
+                let note = format!(
+                    "{}: {} applied, {} unchanged, {} pruned",
+                    outcome.revision,
+                    outcome.report.applied.len(),
+                    outcome.report.unchanged,
+                    outcome.report.pruned.len()
+                );
+                event(&ctx, &gs, false, "ReconciliationSucceeded", &note).await;
+            }
+        }
+        Err((revision, e)) => {
+            ctx.metrics.pass(e.kind());
+            let msg = e.to_string();
+            tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %msg, kind = e.kind(), "pass failed");
+            // A source that cannot be fetched may come back; anything else needs a change.
+            let stalled = !matches!(e, PassError::Fetch(_));
+            status.conditions = vec![condition(READY, false, e.reason(), &msg, generation)];
+            if stalled {
+                status
+                    .conditions
+                    .push(condition(STALLED, true, e.reason(), &msg, generation));
+            }
+            if revision.is_some() {
+                status.last_attempted_revision = revision;
+            }
+            if old.last_error.as_deref() != Some(msg.as_str()) {
+                event(&ctx, &gs, true, e.reason(), &msg).await;
+            }
+            status.last_error = Some(msg);
+        }
+    }
+    let managed: usize = {
+        let states = ctx.states.lock().await;
+        let mut n = state.inventory.len();
+        for (k, s) in states.iter() {
+            if *k != key
+                && let Ok(s) = s.try_lock()
+            {
+                n += s.inventory.len();
+            }
+        }
+        n
+    };
+    ctx.metrics.managed_objects.set(managed as i64);
+    drop(state);
+    write_status(&ctx, &gs, status).await?;
+    Ok(Action::requeue(interval))
+}
+
+fn error_policy(_gs: Arc<GitSync>, _e: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// Runs the GitSync controller until a shutdown signal; `watch_namespace` limits it to the
+/// GitSyncs of one namespace.
+pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
+    let api: Api<GitSync> = super::scoped_api(&ctx.client, watch_namespace);
+    let controller = Controller::new(api, watcher::Config::default());
+    super::run("gitsync", controller, reconcile, error_policy, ctx).await;
+}

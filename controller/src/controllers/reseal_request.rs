@@ -1,0 +1,158 @@
+//! Re-sealing through the cluster: the agent answers `ResealRequest` objects in its own
+//! namespace by opening each value with its keys and sealing it again to the requested (or
+//! its newest) public keys. Plaintext never leaves the agent; who may re-seal is whoever
+//! RBAC lets create ResealRequests there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use gitseal::manifest::{SealedSecret as CoreSealed, Template};
+use gitseal::{PublicKey, Scope};
+use gitseal_api::{ResealItem, ResealRequest, ResealRequestStatus};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+
+use crate::keys::KeyStore;
+use crate::kube_error::kube_message;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub keys: KeyStore,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reseal::Context({})", self.namespace)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(String);
+
+fn reseal_item(
+    i: usize,
+    item: &ResealItem,
+    ring: &gitseal::Keyring,
+    recipients: &[PublicKey],
+) -> Result<BTreeMap<String, String>, String> {
+    let what = format!(
+        "items[{i}] {}/{}",
+        item.namespace.as_deref().unwrap_or("-"),
+        item.name
+    );
+    let scope: Scope = match item.scope.as_deref() {
+        None => Scope::Strict,
+        Some(s) => s.parse().map_err(|e| format!("{what}: {e}"))?,
+    };
+    let mut encrypted_data = BTreeMap::new();
+    for (k, v) in &item.encrypted_data {
+        let ct = B64
+            .decode(v.trim())
+            .map_err(|_| format!("{what}: encryptedData.{k} is not valid base64"))?;
+        encrypted_data.insert(k.clone(), ct);
+    }
+    let mut sealed = CoreSealed {
+        name: item.name.clone(),
+        namespace: item.namespace.clone(),
+        scope,
+        labels: Default::default(),
+        annotations: Default::default(),
+        encrypted_data,
+        template: Template::default(),
+    };
+    gitseal::sealing::reseal(&mut sealed, ring, recipients).map_err(|e| format!("{what}: {e}"))?;
+    Ok(sealed
+        .encrypted_data
+        .iter()
+        .map(|(k, v)| (k.clone(), B64.encode(v)))
+        .collect())
+}
+
+fn answer(rr: &ResealRequest, ctx: &Context) -> ResealRequestStatus {
+    let recipients: Result<Vec<PublicKey>, String> = if rr.spec.recipients.is_empty() {
+        ctx.keys
+            .snapshot()
+            .newest_active()
+            .ok_or_else(|| "the agent has no active key".to_owned())
+            .and_then(|k| k.public_key.parse::<PublicKey>().map_err(|e| e.to_string()))
+            .map(|k| vec![k])
+    } else {
+        rr.spec
+            .recipients
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.parse::<PublicKey>()
+                    .map_err(|e| format!("recipients[{i}]: {e}"))
+            })
+            .collect()
+    };
+    let recipients = match recipients {
+        Ok(r) => r,
+        Err(error) => {
+            return ResealRequestStatus {
+                error: Some(error),
+                ..Default::default()
+            };
+        }
+    };
+    let ring = ctx.keys.ring();
+    let results: Result<Vec<_>, String> = rr
+        .spec
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| reseal_item(i, item, &ring, &recipients))
+        .collect();
+    match results {
+        Ok(results) => ResealRequestStatus {
+            results,
+            error: None,
+        },
+        Err(error) => ResealRequestStatus {
+            error: Some(error),
+            ..Default::default()
+        },
+    }
+}
+
+async fn reconcile(rr: Arc<ResealRequest>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Answered once; the requester reads the answer and deletes the request.
+    if rr
+        .status
+        .as_ref()
+        .is_some_and(|s| !s.results.is_empty() || s.error.is_some())
+    {
+        return Ok(Action::await_change());
+    }
+    ctx.keys.ready().await;
+    let status = answer(&rr, &ctx);
+    tracing::info!(
+        request = %rr.name_any(),
+        items = rr.spec.items.len(),
+        ok = status.error.is_none(),
+        "reseal request answered"
+    );
+    let api: Api<ResealRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    super::apply_status(&api, &rr.name_any(), &status)
+        .await
+        .map_err(|e| Error(kube_message(&e)))?;
+    Ok(Action::await_change())
+}
+
+fn error_policy(_rr: Arc<ResealRequest>, _e: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(std::time::Duration::from_secs(5))
+}
+
+/// Answers ResealRequests in the agent's namespace until a shutdown signal.
+pub async fn run(ctx: Arc<Context>) {
+    let api: Api<ResealRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let controller = Controller::new(api, watcher::Config::default());
+    super::run("resealrequest", controller, reconcile, error_policy, ctx).await;
+}

@@ -1,0 +1,266 @@
+//! The SealedSecret controller of `gitseal-agent run`: SealedSecret objects applied directly
+//! (kubectl, Argo CD) are opened in memory into a Secret of the same name, which the agent
+//! applies with server-side apply (field manager `gitseal-agent`) and owns through a
+//! controller ownerReference, so deleting the SealedSecret garbage-collects the Secret.
+//!
+//! Writes happen only on change: the live Secret is read and compared with what it should
+//! be (data, type, immutable, template labels and annotations, the ownerReference, and the
+//! fields this manager owned before), and the status and Events are written only when they
+//! differ from what is already there. A reconcile of an unchanged SealedSecret writes nothing.
+//!
+//! An existing Secret that this SealedSecret does not own is never taken over, unless it is
+//! annotated `gitseal.dev/managed: "true"`.
+
+mod secret;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gitseal_api::conditions::{READY, STALLED, condition, settle};
+use gitseal_api::names::SEALED_SECRET_LABEL;
+use gitseal_api::{SealedSecret, SealedSecretStatus};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use zeroize::Zeroize;
+
+use crate::keys::{KeyStore, KeyUsage, Use};
+use crate::kube_error::kube_message;
+use crate::serve::events::{event_recorder, publish};
+use secret::{Change, Failure, decide_and_write, desired, open, to_core};
+
+/// Time between two reconciles of a SealedSecret that is up to date (a safety net; changes
+/// to the SealedSecret or its Secret are seen at once through the watches).
+const RESYNC: Duration = Duration::from_secs(3600);
+/// Time before retrying a SealedSecret that failed (a key may be added, a Secret annotated).
+const RETRY: Duration = Duration::from_secs(15);
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    /// The agent's own namespace (sealing keys live there).
+    pub namespace: String,
+    pub recorder: Recorder,
+    /// The agent's always-current keys and where to record which key each SealedSecret
+    /// needs; without them, keys are listed on each reconcile and usage is not recorded.
+    pub keys: Option<(KeyStore, KeyUsage)>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sealed::Context({})", self.namespace)
+    }
+}
+
+impl Context {
+    pub fn new(client: kube::Client, namespace: String) -> Self {
+        let recorder = event_recorder(&client);
+        Context {
+            client,
+            namespace,
+            recorder,
+            keys: None,
+        }
+    }
+
+    /// Uses the key store for keys and records which key opens each SealedSecret.
+    pub fn with_keys(mut self, keys: KeyStore, usage: KeyUsage) -> Self {
+        self.keys = Some((keys, usage));
+        self
+    }
+}
+
+/// Why a reconcile must be retried. Failures of the SealedSecret itself are not errors:
+/// they are reported in its status and retried on [`RETRY`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("SealedSecret {object}: {message}")]
+    Kube { object: String, message: String },
+}
+
+/// Makes the Secret what the SealedSecret opens to, writing only when it differs.
+async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize), Failure> {
+    let name = ss.name_any();
+    let ns = ss.namespace().unwrap_or_default();
+    let uid = ss
+        .metadata
+        .uid
+        .clone()
+        .ok_or_else(|| Failure::new("InvalidSpec", "the SealedSecret has no uid yet"))?;
+    let core = to_core(ss)?;
+    let ring = match &ctx.keys {
+        Some((store, _)) => {
+            store.ready().await;
+            store.ring()
+        }
+        None => crate::keys::store::load_ring(&ctx.client, &ctx.namespace)
+            .await
+            .map_err(|e| Failure::api("reading the sealing keys", &e))?,
+    };
+    let want = desired(ss, open(&core, &ring)?, &uid);
+    if let Some((_, usage)) = &ctx.keys {
+        // Which key this object needs, for `gitseal keys list` and `keys retire`; written
+        // only when it changes.
+        let used = Use::of(&core);
+        let object = used.object.clone();
+        if let Err(e) = usage
+            .record(
+                &ctx.client,
+                &ctx.namespace,
+                &format!("sealedsecret:{object}"),
+                &[used],
+            )
+            .await
+        {
+            tracing::warn!(object = %object, error = %kube_message(&e), "could not record key usage");
+        }
+    }
+    let keys = want.data.len();
+
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut live = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Failure::api(&format!("reading Secret {name}"), &e))?;
+    let result = decide_and_write(&api, live.as_ref(), &want, &uid, &name).await;
+    if let Some(data) = live.as_mut().and_then(|l| l.data.as_mut()) {
+        data.values_mut().for_each(|v| v.0.zeroize());
+    }
+    result.map(|c| (c, keys))
+}
+
+async fn write_status(
+    ctx: &Context,
+    ss: &SealedSecret,
+    mut status: SealedSecretStatus,
+) -> Result<bool, Error> {
+    let old = ss.status.clone().unwrap_or_default();
+    if settle(&mut status, &old) {
+        return Ok(false);
+    }
+    let ns = ss.namespace().unwrap_or_default();
+    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), &ns);
+    super::apply_status(&api, &ss.name_any(), &status)
+        .await
+        .map_err(|e| Error::Kube {
+            object: format!("{ns}/{}", ss.name_any()),
+            message: format!("writing status: {}", kube_message(&e)),
+        })?;
+    Ok(true)
+}
+
+async fn event(
+    ctx: &Context,
+    ss: &SealedSecret,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    publish(
+        &ctx.recorder,
+        &ss.object_ref(&()),
+        warning,
+        reason,
+        action,
+        note,
+    )
+    .await;
+}
+
+async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if ss.metadata.deletion_timestamp.is_some() {
+        // Its Secret goes with it (garbage collection): nothing to open or recreate.
+        return Ok(Action::await_change());
+    }
+    let name = ss.name_any();
+    let ns = ss.namespace().unwrap_or_default();
+    let object = format!("{ns}/{name}");
+    let generation = ss.metadata.generation;
+    let old = ss.status.clone().unwrap_or_default();
+    let old_ready = old.conditions.iter().find(|c| c.type_ == READY);
+    let mut status = SealedSecretStatus {
+        observed_generation: generation,
+        ..old.clone()
+    };
+    match sync_secret(&ss, &ctx).await {
+        Ok((change, keys)) => {
+            let message = format!("Secret {name} holds the {keys} unsealed key(s)");
+            status.conditions = vec![condition(READY, true, "Unsealed", &message, generation)];
+            if change != Change::Unchanged {
+                let (verb, action) = match change {
+                    Change::Created => ("created", "Create"),
+                    Change::Recreated => ("recreated", "Recreate"),
+                    Change::Updated | Change::Unchanged => ("updated", "Update"),
+                };
+                tracing::info!(sealedsecret = %object, secret = %name, keys, action = verb, "unsealed");
+                event(
+                    &ctx,
+                    &ss,
+                    false,
+                    "Unsealed",
+                    action,
+                    &format!("Secret {name} {verb} with {keys} key(s)"),
+                )
+                .await;
+            }
+            let wrote_status = write_status(&ctx, &ss, status).await?;
+            tracing::debug!(
+                sealedsecret = %object,
+                wrote_secret = change != Change::Unchanged,
+                wrote_status,
+                "sealedsecret reconciled"
+            );
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(f) => {
+            tracing::warn!(sealedsecret = %object, reason = f.reason, error = %f.message, "cannot unseal");
+            status.conditions = vec![condition(READY, false, f.reason, &f.message, generation)];
+            if f.stalled {
+                status
+                    .conditions
+                    .push(condition(STALLED, true, f.reason, &f.message, generation));
+            }
+            let shown: String = f.message.chars().take(1000).collect();
+            let repeated = old_ready
+                .is_some_and(|c| c.status == "False" && c.reason == f.reason && c.message == shown);
+            if !repeated {
+                event(&ctx, &ss, true, f.reason, "Unseal", &f.message).await;
+            }
+            let wrote_status = write_status(&ctx, &ss, status).await?;
+            tracing::debug!(
+                sealedsecret = %object,
+                wrote_secret = false,
+                wrote_status,
+                "sealedsecret reconciled"
+            );
+            if f.transient {
+                return Err(Error::Kube {
+                    object,
+                    message: f.message,
+                });
+            }
+            Ok(Action::requeue(RETRY))
+        }
+    }
+}
+
+fn error_policy(_ss: Arc<SealedSecret>, _e: &Error, _ctx: Arc<Context>) -> Action {
+    Action::requeue(RETRY)
+}
+
+/// Runs the SealedSecret controller until a shutdown signal; `watch_namespace` limits it to
+/// the SealedSecrets (and Secrets) of one namespace.
+pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
+    let sealed: Api<SealedSecret> = super::scoped_api(&ctx.client, watch_namespace);
+    let secrets: Api<Secret> = super::scoped_api(&ctx.client, watch_namespace);
+    // `owns` watches metadata only; the label keeps other Secrets out of the stream.
+    let controller = Controller::new(sealed, watcher::Config::default()).owns(
+        secrets,
+        watcher::Config::default().labels(SEALED_SECRET_LABEL),
+    );
+    super::run("sealedsecret", controller, reconcile, error_policy, ctx).await;
+}

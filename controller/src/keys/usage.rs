@@ -1,0 +1,228 @@
+//! Which sealing key opens which object, and when it was last needed: the ConfigMap
+//! `gitseal-key-usage` in the agent namespace, so that a person can see whether a key is
+//! still in use before retiring it (`gitseal keys list`, `gitseal keys retire`).
+//!
+//! Each data key is a key id; its value is JSON `{"lastUsed": "YYYY-MM-DD", "objects":
+//! [{"source": …, "object": "ns/name"}]}` ([`gitseal_api::UsageEntry`]). The objects are those
+//! that need the key now (the newest active key a value is sealed to); the date is a day, so
+//! the ConfigMap is written only when what is in use changes, or once a day at most while it
+//! does not.
+//!
+//! What is recorded comes from where values are opened: the decrypt stage of a GitSync pass
+//! ([`crate::sync::open`]) and the SealedSecret controller, each giving a [`Use`] per object.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use gitseal::KeyId;
+use gitseal_api::names::{KEYS_FIELD_MANAGER, USAGE_CONFIGMAP};
+use gitseal_api::{ObjectRef, UsageEntry};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::store::KeyStore;
+use crate::kube_error::kube_message;
+
+/// One sealed object and the key ids of each of its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    /// `namespace/name` of the SealedSecret (where its Secret lives).
+    pub object: String,
+    /// For each value, the key ids in its header.
+    pub values: Vec<Vec<KeyId>>,
+}
+
+impl Use {
+    /// The key ids of every value of a SealedSecret, read from their headers without any key.
+    /// Values whose header is not readable are skipped (opening them fails anyway).
+    pub fn of(sealed: &gitseal::SealedSecret) -> Use {
+        let ns = sealed.namespace.as_deref().unwrap_or("default");
+        let values = sealed
+            .encrypted_data
+            .values()
+            .filter_map(|ct| gitseal::inspect(ct).ok())
+            .map(|h| h.key_ids)
+            .collect();
+        Use {
+            object: format!("{ns}/{}", sealed.name),
+            values,
+        }
+    }
+}
+
+/// Records key usage and writes the ConfigMap when what it says changes. Cloning is cheap;
+/// every clone shares one state, so the GitSync and SealedSecret controllers write one
+/// ConfigMap together.
+#[derive(Debug, Clone)]
+pub struct KeyUsage {
+    keys: KeyStore,
+    state: Arc<Mutex<UsageState>>,
+}
+
+/// What the agent remembers of usage between calls.
+#[derive(Debug, Default)]
+pub struct UsageState {
+    loaded: bool,
+    /// source → object → key ids it needs.
+    by_source: BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    last_used: BTreeMap<String, String>,
+    /// The ConfigMap data as last read or written.
+    written: BTreeMap<String, String>,
+}
+
+fn today() -> String {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    now.chars().take(10).collect()
+}
+
+impl UsageState {
+    fn load(&mut self, data: BTreeMap<String, String>) {
+        for (id, e) in gitseal_api::keys::read_usage(data.clone()) {
+            self.last_used.insert(id.clone(), e.last_used);
+            for o in e.objects {
+                self.by_source
+                    .entry(o.source)
+                    .or_default()
+                    .entry(o.object)
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+        self.written = data;
+        self.loaded = true;
+    }
+
+    fn data(&self) -> BTreeMap<String, String> {
+        let mut objects: BTreeMap<&str, Vec<ObjectRef>> = BTreeMap::new();
+        for (source, objs) in &self.by_source {
+            for (object, ids) in objs {
+                for id in ids {
+                    objects.entry(id).or_default().push(ObjectRef {
+                        source: source.clone(),
+                        object: object.clone(),
+                    });
+                }
+            }
+        }
+        self.last_used
+            .iter()
+            .map(|(id, last)| {
+                let entry = UsageEntry {
+                    last_used: last.clone(),
+                    objects: objects.remove(id.as_str()).unwrap_or_default(),
+                };
+                let text = serde_json::to_string(&entry).unwrap_or_default();
+                (id.clone(), text)
+            })
+            .collect()
+    }
+}
+
+impl KeyUsage {
+    pub fn new(keys: KeyStore) -> Self {
+        KeyUsage {
+            keys,
+            state: Arc::default(),
+        }
+    }
+
+    /// Records what `source` needs now (replacing what it needed before; no uses = none)
+    /// and writes the usage ConfigMap in `namespace` when that changed what it says.
+    pub async fn record(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        source: &str,
+        uses: &[Use],
+    ) -> Result<(), kube::Error> {
+        let snap = self.keys.snapshot();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let mut state = self.state.lock().await;
+        if !state.loaded {
+            let data = api
+                .get_opt(USAGE_CONFIGMAP)
+                .await?
+                .and_then(|cm| cm.data)
+                .unwrap_or_default();
+            state.load(data);
+        }
+        let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for u in uses {
+            let ids: BTreeSet<String> = u
+                .values
+                .iter()
+                .filter_map(|v| snap.opener(v))
+                .map(|id| id.to_string())
+                .collect();
+            if !ids.is_empty() {
+                needs.entry(u.object.clone()).or_default().extend(ids);
+            }
+        }
+        let day = today();
+        for id in needs.values().flatten() {
+            state.last_used.insert(id.clone(), day.clone());
+        }
+        if needs.is_empty() {
+            state.by_source.remove(source);
+        } else {
+            state.by_source.insert(source.to_owned(), needs);
+        }
+        let data = state.data();
+        if data == state.written {
+            return Ok(());
+        }
+        let body = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": USAGE_CONFIGMAP, "namespace": namespace},
+            "data": data,
+        });
+        api.patch(
+            USAGE_CONFIGMAP,
+            &PatchParams::apply(KEYS_FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+        tracing::info!(source, "key usage updated");
+        state.written = data;
+        Ok(())
+    }
+
+    /// After a successful GitSync pass: which keys the SealedSecrets it applied need (as its
+    /// decrypt stage found them). Failures are logged, never fatal to the pass.
+    pub async fn record_pass(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        gitsync: (&str, &str),
+        uses: &[Use],
+    ) {
+        let source = format!("gitsync:{}/{}", gitsync.0, gitsync.1);
+        if let Err(e) = self.record(client, namespace, &source, uses).await {
+            tracing::warn!(source, error = %kube_message(&e), "key usage: could not record");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_round_trips_and_is_stable() {
+        let mut s = UsageState::default();
+        s.by_source.entry("gitsync:a/b".into()).or_default().insert(
+            "app/db".into(),
+            ["0a0b0c0d".to_string()].into_iter().collect(),
+        );
+        s.last_used.insert("0a0b0c0d".into(), "2026-11-26".into());
+        s.last_used.insert("11111111".into(), "2026-10-01".into());
+        let data = s.data();
+        let mut t = UsageState::default();
+        t.load(data.clone());
+        assert_eq!(t.data(), data);
+        let e: UsageEntry = serde_json::from_str(&data["11111111"]).unwrap();
+        assert!(e.objects.is_empty());
+    }
+}

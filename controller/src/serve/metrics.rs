@@ -1,0 +1,121 @@
+//! Prometheus metrics. Labels are bounded: fixed strings per result or error kind, never
+//! object names or messages.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::api_counters::ApiCounters;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok`, `noop`, or the error kind.
+    pub result: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub passes: Family<ResultLabel, Counter>,
+    pub pass_seconds: Histogram,
+    pub applied: Counter,
+    pub pruned: Counter,
+    pub managed_objects: Gauge,
+    pub sealing_keys: Gauge,
+    api_reads: Counter,
+    api_writes: Counter,
+    pub counters: Arc<ApiCounters>,
+}
+
+impl Metrics {
+    pub fn new(counters: Arc<ApiCounters>) -> Self {
+        let mut registry = Registry::with_prefix("gitseal");
+        let passes = Family::<ResultLabel, Counter>::default();
+        registry.register("passes", "Reconciliation passes by result", passes.clone());
+        let pass_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
+        registry.register(
+            "pass_duration_seconds",
+            "Duration of passes",
+            pass_seconds.clone(),
+        );
+        let applied = Counter::default();
+        registry.register(
+            "objects_applied",
+            "Objects applied (created or changed)",
+            applied.clone(),
+        );
+        let pruned = Counter::default();
+        registry.register(
+            "objects_pruned",
+            "Objects deleted by pruning",
+            pruned.clone(),
+        );
+        let managed_objects = Gauge::default();
+        registry.register(
+            "managed_objects",
+            "Objects in the inventories",
+            managed_objects.clone(),
+        );
+        let sealing_keys = Gauge::default();
+        registry.register(
+            "sealing_keys",
+            "Private keys in the agent's keyring",
+            sealing_keys.clone(),
+        );
+        let api_reads = Counter::default();
+        registry.register(
+            "api_reads",
+            "Read requests sent to the API server",
+            api_reads.clone(),
+        );
+        let api_writes = Counter::default();
+        registry.register(
+            "api_writes",
+            "Write requests sent to the API server",
+            api_writes.clone(),
+        );
+        Metrics {
+            registry,
+            passes,
+            pass_seconds,
+            applied,
+            pruned,
+            managed_objects,
+            sealing_keys,
+            api_reads,
+            api_writes,
+            counters,
+        }
+    }
+
+    pub fn pass(&self, result: &str) {
+        self.passes
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        // Bring the request counters up to date from the client layer.
+        let sync = |c: &Counter, total: u64| {
+            let have = c.get();
+            if total > have {
+                c.inc_by(total - have);
+            }
+        };
+        sync(&self.api_reads, self.counters.reads());
+        sync(&self.api_writes, self.counters.writes());
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

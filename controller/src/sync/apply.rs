@@ -1,0 +1,332 @@
+//! Applying objects with server-side apply (field manager `gitseal-agent`), staged (CRDs and
+//! Namespaces first, CRDs waited for until Established) and with bounded parallelism; only
+//! objects whose desired hash or live fingerprint changed are sent again (see [`super::drift`]).
+//! Pruning is [`super::prune`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use gitseal_api::InventoryEntry;
+use gitseal_api::names::{AGENT_FIELD_MANAGER, SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{GroupVersionKind, ObjectMeta};
+use kube::discovery::{ApiCapabilities, ApiResource, Scope as ApiScope};
+
+use super::drift::{Applied, KindKey, fingerprint, hash_of, managed_keys};
+use super::object::{Object, ObjectId};
+use crate::kube_error::kube_message;
+
+/// Why an apply or prune failed. Messages name objects, never values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    #[error("{object} ({source_file}): unknown kind: {message}")]
+    UnknownKind {
+        object: String,
+        source_file: String,
+        message: String,
+    },
+    #[error("{object} ({source_file}): apply failed: {message}")]
+    Apply {
+        object: String,
+        source_file: String,
+        message: String,
+    },
+    #[error("CustomResourceDefinition {0} did not become Established in time")]
+    CrdNotEstablished(String),
+    #[error(
+        "refusing to prune all {0} objects: the path rendered to nothing (set allowEmpty to allow it)"
+    )]
+    EmptyRefused(usize),
+    #[error("prune of {object} failed: {message}")]
+    Prune { object: String, message: String },
+    #[error("listing {kind} failed: {message}")]
+    List { kind: String, message: String },
+}
+
+impl ApplyError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::UnknownKind { .. } => "unknown_kind",
+            ApplyError::Apply { .. } => "apply",
+            ApplyError::CrdNotEstablished(_) => "crd_not_established",
+            ApplyError::EmptyRefused(_) => "empty_refused",
+            ApplyError::Prune { .. } => "prune",
+            ApplyError::List { .. } => "list",
+        }
+    }
+}
+
+/// Per-source memory between passes: discovery results and what was applied.
+#[derive(Default)]
+pub struct ApplyMemory {
+    resources: HashMap<KindKey, (ApiResource, ApiCapabilities)>,
+    applied: HashMap<ObjectId, Applied>,
+}
+
+impl std::fmt::Debug for ApplyMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyMemory")
+            .field("kinds", &self.resources.len())
+            .field("objects", &self.applied.len())
+            .finish()
+    }
+}
+
+/// What one apply did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub applied: Vec<ObjectId>,
+    pub unchanged: usize,
+    pub pruned: Vec<ObjectId>,
+    pub inventory: Vec<InventoryEntry>,
+}
+
+pub struct Applier<'a> {
+    pub client: &'a kube::Client,
+    pub memory: &'a mut ApplyMemory,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    /// (GitSync namespace, name): written as labels on every object.
+    pub owner: (&'a str, &'a str),
+}
+
+impl std::fmt::Debug for Applier<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Applier({}/{})", self.owner.0, self.owner.1)
+    }
+}
+
+impl Applier<'_> {
+    async fn resource(&mut self, o: &Object) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
+        let (g, v) = o.group_version();
+        let key = (g.to_owned(), v.to_owned(), o.kind().to_owned());
+        if let Some(r) = self.memory.resources.get(&key) {
+            return Ok(r.clone());
+        }
+        let gvk = GroupVersionKind::gvk(g, v, o.kind());
+        let r = kube::discovery::pinned_kind(self.client, &gvk)
+            .await
+            .map_err(|e| ApplyError::UnknownKind {
+                object: o.describe(),
+                source_file: o.source.clone(),
+                message: kube_message(&e),
+            })?;
+        self.memory.resources.insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// Whether a kind is namespaced, from discovery.
+    pub async fn is_namespaced(&mut self, o: &Object) -> Result<bool, ApplyError> {
+        Ok(matches!(
+            self.resource(o).await?.1.scope,
+            ApiScope::Namespaced
+        ))
+    }
+
+    fn selector(&self) -> String {
+        format!(
+            "{SYNC_NAMESPACE_LABEL}={},{SYNC_NAME_LABEL}={}",
+            self.owner.0, self.owner.1
+        )
+    }
+
+    /// Live metadata of this source's objects of one kind: one LIST call.
+    async fn live_versions(
+        &self,
+        ar: &ApiResource,
+    ) -> Result<HashMap<(Option<String>, String), ObjectMeta>, ApplyError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
+        let list = api
+            .list_metadata(&ListParams::default().labels(&self.selector()))
+            .await
+            .map_err(|e| ApplyError::List {
+                kind: ar.kind.clone(),
+                message: kube_message(&e),
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|m| {
+                let key = (
+                    m.metadata.namespace.clone(),
+                    m.metadata.name.clone().unwrap_or_default(),
+                );
+                (key, m.metadata)
+            })
+            .collect())
+    }
+
+    /// Whether every object applied before is still as the agent left it, from one metadata
+    /// LIST per kind and nothing else (no render, no decryption). False when nothing is
+    /// remembered yet.
+    pub async fn nothing_drifted(&self) -> Result<bool, ApplyError> {
+        if self.memory.applied.is_empty() {
+            return Ok(false);
+        }
+        let mut by_kind: HashMap<&KindKey, Vec<(&ObjectId, &Applied)>> = HashMap::new();
+        for (id, a) in &self.memory.applied {
+            by_kind.entry(&a.kind).or_default().push((id, a));
+        }
+        for (kind, objects) in by_kind {
+            let Some((ar, _)) = self.memory.resources.get(kind) else {
+                return Ok(false);
+            };
+            let live = self.live_versions(ar).await?;
+            for (id, a) in objects {
+                let same = live
+                    .get(&(id.namespace.clone(), id.name.clone()))
+                    .is_some_and(|meta| fingerprint(meta, &a.managed) == a.fingerprint);
+                if !same {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Number of objects remembered from earlier passes.
+    pub fn remembered(&self) -> usize {
+        self.memory.applied.len()
+    }
+
+    /// Applies every object, stage by stage; the report's inventory lists them all.
+    pub async fn apply_all(&mut self, mut objects: Vec<Object>) -> Result<ApplyReport, ApplyError> {
+        let (owner_ns, owner_name) = self.owner;
+        for o in &mut objects {
+            o.set_label(SYNC_NAMESPACE_LABEL, owner_ns);
+            o.set_label(SYNC_NAME_LABEL, owner_name);
+        }
+        let mut report = ApplyReport::default();
+        let mut stages: BTreeMap<usize, Vec<Object>> = BTreeMap::new();
+        for o in objects {
+            stages.entry(o.stage()).or_default().push(o);
+        }
+        let mut current = HashSet::new();
+        for (stage, objs) in stages {
+            for o in &objs {
+                current.insert(o.id());
+                let (g, v) = o.group_version();
+                report.inventory.push(InventoryEntry {
+                    id: o.id().inventory_id(),
+                    v: if g.is_empty() {
+                        v.to_owned()
+                    } else {
+                        format!("{g}/{v}")
+                    },
+                });
+            }
+            self.apply_stage(objs, &mut report, stage).await?;
+        }
+        report.inventory.sort();
+        self.memory.applied.retain(|id, _| current.contains(id));
+        Ok(report)
+    }
+
+    async fn apply_stage(
+        &mut self,
+        objs: Vec<Object>,
+        report: &mut ApplyReport,
+        stage: usize,
+    ) -> Result<(), ApplyError> {
+        // Resolve kinds (cached) and read live versions: one LIST per kind that the
+        // agent has applied before.
+        let mut resolved = Vec::with_capacity(objs.len());
+        for o in objs {
+            let r = self.resource(&o).await?;
+            resolved.push((o, r));
+        }
+        let mut live: HashMap<String, HashMap<(Option<String>, String), ObjectMeta>> =
+            HashMap::new();
+        for (o, (ar, _)) in &resolved {
+            if !live.contains_key(&ar.kind) && self.memory.applied.contains_key(&o.id()) {
+                let versions = self.live_versions(ar).await?;
+                live.insert(ar.kind.clone(), versions);
+            }
+        }
+        let mut todo = Vec::new();
+        for (o, r) in resolved {
+            let id = o.id();
+            let hash = hash_of(&o);
+            let unchanged = self.memory.applied.get(&id).is_some_and(|a| {
+                a.hash == hash
+                    && live
+                        .get(&r.0.kind)
+                        .and_then(|m| m.get(&(id.namespace.clone(), id.name.clone())))
+                        .is_some_and(|meta| fingerprint(meta, &a.managed) == a.fingerprint)
+            });
+            if unchanged {
+                report.unchanged += 1;
+            } else {
+                todo.push((o, r, hash));
+            }
+        }
+        let client = self.client.clone();
+        let results: Vec<(ObjectId, Applied, Option<String>)> = stream::iter(todo)
+            .map(|(o, (ar, caps), hash)| {
+                let client = client.clone();
+                async move {
+                    let api: Api<DynamicObject> = match caps.scope {
+                        ApiScope::Namespaced => {
+                            Api::namespaced_with(client, o.namespace().unwrap_or("default"), &ar)
+                        }
+                        ApiScope::Cluster => Api::all_with(client, &ar),
+                    };
+                    let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
+                    let live = api
+                        .patch(o.name(), &params, &Patch::Apply(&o.value))
+                        .await
+                        .map_err(|e| ApplyError::Apply {
+                            object: o.describe(),
+                            source_file: o.source.clone(),
+                            message: kube_message(&e),
+                        })?;
+                    let crd = o.is_crd().then(|| o.name().to_owned());
+                    let managed = managed_keys(&o);
+                    let (g, v) = o.group_version();
+                    Ok::<_, ApplyError>((
+                        o.id(),
+                        Applied {
+                            hash,
+                            fingerprint: fingerprint(&live.metadata, &managed),
+                            managed,
+                            kind: (g.to_owned(), v.to_owned(), o.kind().to_owned()),
+                        },
+                        crd,
+                    ))
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let mut crds = Vec::new();
+        for (id, applied, crd) in results {
+            report.applied.push(id.clone());
+            self.memory.applied.insert(id, applied);
+            crds.extend(crd);
+        }
+        if stage == 0 && !crds.is_empty() {
+            self.wait_established(&crds).await?;
+            // New kinds may now exist; forget negative lookups (none are cached) and keep
+            // positive ones.
+        }
+        Ok(())
+    }
+
+    async fn wait_established(&self, crds: &[String]) -> Result<(), ApplyError> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for name in crds {
+            let cond = kube::runtime::conditions::is_crd_established();
+            tokio::time::timeout(
+                self.timeout,
+                kube::runtime::wait::await_condition(api.clone(), name, cond),
+            )
+            .await
+            .map_err(|_| ApplyError::CrdNotEstablished(name.clone()))?
+            .map_err(|_| ApplyError::CrdNotEstablished(name.clone()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! The decrypt stage: rendered objects turned into what is applied — namespaces settled,
+//! SealedSecrets opened into Secrets in memory (scope checked against the final name and
+//! namespace), plaintext Secrets refused unless allowed — and, for each SealedSecret, the key
+//! ids its values are sealed to (what key usage records).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use gitseal::manifest::{Document, SealedSecret};
+use gitseal::{Keyring, OpenError};
+use gitseal_api::names::PRUNE_ANNOTATION;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+
+use super::object::{Object, zeroize_json};
+use crate::keys::usage::Use;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecryptError {
+    #[error("{file}: document {document}: {object}: {message}")]
+    Invalid {
+        file: String,
+        document: usize,
+        object: String,
+        message: String,
+    },
+    #[error("{file}: document {document}: {object}, key {key}: {error}")]
+    Open {
+        file: String,
+        document: usize,
+        object: String,
+        key: String,
+        error: Box<OpenError>,
+    },
+    #[error(
+        "{file}: document {document}: plaintext {object} with data found in git; seal it (gitseal seal) or set allowPlaintextSecrets"
+    )]
+    Plaintext {
+        file: String,
+        document: usize,
+        object: String,
+    },
+}
+
+impl DecryptError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecryptError::Invalid { .. } => "invalid_sealed_secret",
+            DecryptError::Open { error, .. } => match **error {
+                OpenError::ScopeMismatch { .. } => "scope_mismatch",
+                OpenError::NoMatchingKey { .. } => "no_matching_key",
+                _ => "decrypt",
+            },
+            DecryptError::Plaintext { .. } => "plaintext_secret",
+        }
+    }
+}
+
+/// Settles each object's namespace: `target` overrides, `default` fills in; cluster-scoped
+/// objects lose any namespace.
+pub fn settle_namespace(o: &mut Object, namespaced: bool, target: Option<&str>) {
+    if namespaced {
+        let ns = target.or(o.namespace()).unwrap_or("default").to_owned();
+        o.set_namespace(Some(&ns));
+    } else {
+        o.set_namespace(None);
+    }
+}
+
+fn has_data(o: &Object) -> bool {
+    ["data", "stringData"].iter().any(|f| {
+        o.value
+            .get(*f)
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+    })
+}
+
+/// Replaces every SealedSecret by the Secret it opens to; checks plain Secrets. Objects
+/// must have their final namespace already. Also returns the key ids of each SealedSecret.
+pub fn open_all(
+    objects: Vec<Object>,
+    ring: &Keyring,
+    allow_plaintext: bool,
+) -> Result<(Vec<Object>, Vec<Use>), DecryptError> {
+    let mut out = Vec::with_capacity(objects.len());
+    let mut uses = Vec::new();
+    for o in objects {
+        if o.is_secret() && !o.decrypted && has_data(&o) && !allow_plaintext {
+            return Err(DecryptError::Plaintext {
+                file: o.source.clone(),
+                document: o.document,
+                object: o.describe(),
+            });
+        }
+        if !o.is_sealed_secret() {
+            out.push(o);
+            continue;
+        }
+        let (secret, used) = open_one(&o, ring)?;
+        out.push(secret);
+        uses.push(used);
+    }
+    Ok((out, uses))
+}
+
+/// Opens one SealedSecret object into a Secret object, and says which keys it is sealed to.
+pub fn open_one(o: &Object, ring: &Keyring) -> Result<(Object, Use), DecryptError> {
+    let invalid = |message: String| DecryptError::Invalid {
+        file: o.source.clone(),
+        document: o.document,
+        object: o.describe(),
+        message,
+    };
+    let value = serde_yaml::to_value(&o.value).map_err(|e| invalid(e.to_string()))?;
+    let doc = Document {
+        source: o.source.clone(),
+        index: o.document,
+        prefix: String::new(),
+        value,
+    };
+    let mut sealed = SealedSecret::from_document(&doc).map_err(|e| invalid(e.problem))?;
+    // The binding is checked against where the Secret will really live.
+    sealed.namespace = o.namespace().map(str::to_owned);
+    let secret = gitseal::sealing::unseal(&sealed, ring, None).map_err(|e| DecryptError::Open {
+        file: o.source.clone(),
+        document: o.document,
+        object: o.describe(),
+        key: e.key,
+        error: Box::new(e.error),
+    })?;
+    let used = Use::of(&sealed);
+    let mut data = Map::new();
+    for (k, v) in &secret.data {
+        data.insert(k.clone(), Value::String(B64.encode(v.expose_secret())));
+    }
+    let mut metadata = json!({ "name": sealed.name, "namespace": sealed.namespace });
+    if !secret.labels.is_empty() {
+        metadata["labels"] = json!(secret.labels);
+    }
+    if !secret.annotations.is_empty() {
+        metadata["annotations"] = json!(secret.annotations);
+    }
+    // Carry the SealedSecret's prune annotation over to the Secret that replaces it.
+    if let Some(p) = o.annotation(PRUNE_ANNOTATION) {
+        metadata["annotations"][PRUNE_ANNOTATION] = Value::String(p.to_owned());
+    }
+    let mut value = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret.type_.as_deref().unwrap_or("Opaque"),
+        "data": Value::Object(data),
+    });
+    if let Some(i) = secret.immutable {
+        value["immutable"] = Value::Bool(i);
+    }
+    let secret = Object {
+        source: o.source.clone(),
+        document: o.document,
+        value,
+        decrypted: true,
+    };
+    Ok((secret, used))
+}
+
+/// A copy of the object safe to print: Secret values replaced by a marker.
+pub fn redacted(o: &Object) -> Value {
+    let mut v = o.value.clone();
+    if o.is_secret() {
+        for field in ["data", "stringData"] {
+            if let Some(m) = v.get_mut(field).and_then(Value::as_object_mut) {
+                for val in m.values_mut() {
+                    zeroize_json(val);
+                    *val = Value::String("<redacted>".into());
+                }
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitseal::sealing::{SealTarget, seal_secret};
+    use gitseal::{SecretKey, manifest::Secret};
+    use secrecy::SecretSlice;
+
+    fn sealed_object(key: &SecretKey, ns: &str) -> Object {
+        let mut s = Secret {
+            name: Some("db".into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        };
+        s.data
+            .insert("pw".into(), SecretSlice::from(b"CANARY-42".to_vec()));
+        let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).unwrap();
+        let value = serde_json::to_value(sealed.to_value()).unwrap();
+        Object {
+            source: "a.yaml".into(),
+            document: 1,
+            value,
+            decrypted: false,
+        }
+    }
+
+    #[test]
+    fn opens_and_checks_final_namespace() {
+        let k = SecretKey::generate();
+        let ring = Keyring::from_iter([k.clone()]);
+        let (out, uses) = open_all(vec![sealed_object(&k, "prod")], &ring, false).unwrap();
+        assert_eq!(out[0].value["data"]["pw"], B64.encode("CANARY-42"));
+        assert_eq!(uses[0].object, "prod/db");
+        assert_eq!(uses[0].values, vec![vec![k.id()]]);
+        let red = redacted(&out[0]).to_string();
+        assert!(!red.contains(&B64.encode("CANARY-42")));
+        assert!(!format!("{:?}", out[0]).contains("CANARY"));
+
+        let mut moved = sealed_object(&k, "prod");
+        settle_namespace(&mut moved, true, Some("staging"));
+        let e = open_all(vec![moved], &ring, false).unwrap_err();
+        assert_eq!(e.kind(), "scope_mismatch");
+        assert!(e.to_string().contains("a.yaml: document 1"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_secrets_stall_unless_allowed() {
+        let o = || Object {
+            source: "s.yaml".into(),
+            document: 2,
+            value: json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"x","namespace":"y"},"stringData":{"a":"b"}}),
+            decrypted: false,
+        };
+        assert_eq!(
+            open_all(vec![o()], &Keyring::new(), false)
+                .unwrap_err()
+                .kind(),
+            "plaintext_secret"
+        );
+        assert_eq!(
+            open_all(vec![o()], &Keyring::new(), true).unwrap().0.len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! One reconciliation pass of one source: fetch, render, decrypt, apply, prune. Each step
+//! completes or the pass stops before anything is deleted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gitseal::Keyring;
+use gitseal_api::InventoryEntry;
+
+use super::apply::{Applier, ApplyError, ApplyMemory, ApplyReport};
+use super::git::{Checkout, GitError, GitSource};
+use super::object::{Object, known_cluster_scoped};
+use super::open::{DecryptError, open_all, redacted, settle_namespace};
+use super::prune::{prune, refuse_empty};
+use super::render::{RenderError, render};
+use crate::keys::usage::Use;
+
+/// Everything one source's pass needs to know.
+#[derive(Debug, Clone)]
+pub struct SyncSpec {
+    /// Namespace and name of the source (labels on every applied object).
+    pub namespace: String,
+    pub name: String,
+    pub source: GitSource,
+    pub path: String,
+    pub timeout: Duration,
+    pub prune: bool,
+    pub allow_empty: bool,
+    pub allow_plaintext: bool,
+    pub target_namespace: Option<String>,
+}
+
+/// What a source remembers between passes.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    pub memory: ApplyMemory,
+    /// Inventory of the last successful pass.
+    pub inventory: Vec<InventoryEntry>,
+    pub last_applied_revision: Option<String>,
+    /// The pass-shaping parts of the spec the last successful pass ran with.
+    pub last_spec: Option<String>,
+    /// The key ids each SealedSecret of the last successful pass needs (from its decrypt
+    /// stage; a pass that decrypts nothing keeps them).
+    pub key_uses: Vec<Use>,
+}
+
+/// The parts of a spec that change what a revision renders to.
+fn spec_key(spec: &SyncSpec) -> String {
+    format!(
+        "{}\0{}\0{:?}\0{}",
+        spec.source.url, spec.path, spec.target_namespace, spec.allow_plaintext
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassError {
+    #[error("fetch: {0}")]
+    Fetch(GitError),
+    #[error("render: {0}")]
+    Render(RenderError),
+    #[error("decrypt: {0}")]
+    Decrypt(DecryptError),
+    #[error("apply: {0}")]
+    Apply(ApplyError),
+}
+
+// The inner message is part of ours; no `source` chain, so it is not printed twice.
+macro_rules! from_inner {
+    ($($variant:ident($inner:ty)),*) => {$(
+        impl From<$inner> for PassError {
+            fn from(e: $inner) -> Self {
+                PassError::$variant(e)
+            }
+        }
+    )*};
+}
+from_inner!(
+    Fetch(GitError),
+    Render(RenderError),
+    Decrypt(DecryptError),
+    Apply(ApplyError)
+);
+
+impl PassError {
+    /// Fixed label for metrics and the status reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PassError::Fetch(e) => e.kind(),
+            PassError::Render(e) => e.kind(),
+            PassError::Decrypt(e) => e.kind(),
+            PassError::Apply(e) => e.kind(),
+        }
+    }
+    /// The condition reason (kstatus style, CamelCase).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PassError::Fetch(_) => "FetchFailed",
+            PassError::Render(_) => "RenderFailed",
+            PassError::Decrypt(_) => "DecryptFailed",
+            PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
+            PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
+            PassError::Apply(_) => "ApplyFailed",
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOutcome {
+    pub revision: String,
+    pub report: ApplyReport,
+    pub duration: Duration,
+}
+
+impl PassOutcome {
+    /// Whether the pass changed anything in the cluster.
+    pub fn changed(&self) -> bool {
+        !self.report.applied.is_empty() || !self.report.pruned.is_empty()
+    }
+}
+
+/// Fetches and renders, without a cluster. Returns the revision and the objects with
+/// settled namespaces (kind scopes from `namespaced`).
+async fn fetch_render(
+    spec: &SyncSpec,
+    cache_dir: &Path,
+) -> Result<(Checkout, Vec<Object>), PassError> {
+    let checkout = spec.source.fetch(cache_dir).await?;
+    let objects = render(&checkout.dir, &spec.path, spec.timeout).await?;
+    Ok((checkout, objects))
+}
+
+/// Runs one pass against the cluster. On error the state keeps the last good inventory,
+/// so nothing is pruned by a failed pass.
+pub async fn run_pass(
+    client: &kube::Client,
+    spec: &SyncSpec,
+    state: &mut SyncState,
+    ring: &Keyring,
+    cache_dir: &Path,
+    concurrency: usize,
+) -> Result<PassOutcome, (Option<String>, PassError)> {
+    let start = Instant::now();
+    let checkout = spec
+        .source
+        .fetch(cache_dir)
+        .await
+        .map_err(|e| (None, e.into()))?;
+    let revision = checkout.revision.clone();
+    let fail = |e: PassError| (Some(revision.clone()), e);
+    let key = spec_key(spec);
+    let mut applier = Applier {
+        client,
+        memory: &mut state.memory,
+        concurrency,
+        timeout: spec.timeout,
+        owner: (&spec.namespace, &spec.name),
+    };
+    // Same commit, same spec, and every object as it was left: nothing else to do — no
+    // render, no decryption, no writes.
+    if state.last_applied_revision.as_deref() == Some(revision.as_str())
+        && state.last_spec.as_deref() == Some(key.as_str())
+        && applier
+            .nothing_drifted()
+            .await
+            .map_err(|e| fail(e.into()))?
+    {
+        let unchanged = applier.remembered();
+        return Ok(PassOutcome {
+            revision,
+            report: ApplyReport {
+                unchanged,
+                inventory: state.inventory.clone(),
+                ..Default::default()
+            },
+            duration: start.elapsed(),
+        });
+    }
+    let mut objects = render(&checkout.dir, &spec.path, spec.timeout)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's
+    // own scope.
+    let crd_scopes: std::collections::HashMap<(String, String), bool> = objects
+        .iter()
+        .filter(|o| o.is_crd())
+        .filter_map(|o| {
+            let group = o.value.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = o.value.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            let namespaced = o.value.pointer("/spec/scope")?.as_str()? == "Namespaced";
+            Some(((group, kind), namespaced))
+        })
+        .collect();
+    for o in &mut objects {
+        let key = (o.group_version().0.to_owned(), o.kind().to_owned());
+        // SealedSecrets become Secrets and are never applied as such: no discovery needed.
+        let namespaced = match crd_scopes.get(&key) {
+            _ if o.is_sealed_secret() => true,
+            Some(n) => *n,
+            None => applier.is_namespaced(o).await.map_err(|e| fail(e.into()))?,
+        };
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+    }
+    let (objects, key_uses) =
+        open_all(objects, ring, spec.allow_plaintext).map_err(|e| fail(e.into()))?;
+    if spec.prune {
+        refuse_empty(objects.len(), &state.inventory, spec.allow_empty)
+            .map_err(|e| fail(e.into()))?;
+    }
+    let mut report = applier
+        .apply_all(objects)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    if spec.prune {
+        report.pruned = prune(client, applier.owner, &state.inventory, &report.inventory)
+            .await
+            .map_err(|e| fail(e.into()))?;
+    }
+    state.inventory = report.inventory.clone();
+    state.key_uses = key_uses;
+    state.last_applied_revision = Some(revision.clone());
+    state.last_spec = Some(key);
+    Ok(PassOutcome {
+        revision,
+        report,
+        duration: start.elapsed(),
+    })
+}
+
+/// `--plan`: fetch, render and decrypt without a cluster, and describe what a pass would
+/// apply, Secret values redacted.
+pub async fn plan(
+    spec: &SyncSpec,
+    ring: &Keyring,
+    cache_dir: &Path,
+) -> Result<(String, Vec<serde_json::Value>), PassError> {
+    let (checkout, mut objects) = fetch_render(spec, cache_dir).await?;
+    for o in &mut objects {
+        let namespaced = !known_cluster_scoped(o.group_version().0, o.kind());
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+    }
+    let (objects, _) = open_all(objects, ring, spec.allow_plaintext)?;
+    let values = objects.iter().map(redacted).collect();
+    Ok((checkout.revision, values))
+}
