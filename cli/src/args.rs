@@ -220,8 +220,14 @@ pub struct RecipientArgs {
 #[derive(Debug, Args)]
 pub struct SealArgs {
     /// Input: Secret manifests (YAML or JSON, multi-document), or the raw value with
-    /// --raw. `-` is standard input.
-    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    /// --raw; `-` (the default) is standard input.
+    #[arg(value_name = "FILE", conflicts_with = "file_flag")]
+    pub input: Option<PathBuf>,
+    /// The input, kubectl style (the same as FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file_flag: Option<PathBuf>,
+    /// FILE or -f, else `-` (set by `resolved`).
+    #[arg(skip)]
     pub file: PathBuf,
     /// Write the result to OUT (atomically) instead of standard output.
     #[arg(
@@ -305,12 +311,25 @@ pub struct UnsealArgs {
     /// group or others.
     #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
     pub identities: Vec<PathBuf>,
-    /// SealedSecret manifests; `-` is standard input.
-    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    /// SealedSecret manifests; `-` (the default) is standard input.
+    #[arg(value_name = "FILE", conflicts_with = "file_flag")]
+    pub input: Option<PathBuf>,
+    /// The input, kubectl style (the same as FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file_flag: Option<PathBuf>,
+    /// FILE or -f, else `-` (set by `resolved`).
+    #[arg(skip)]
     pub file: PathBuf,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "yaml")]
     pub format: Format,
+    /// Write the Secrets to OUT, created 0600 (they are plaintext), instead of standard
+    /// output. Never replaces an existing file unless --force.
+    #[arg(short = 'w', long = "write", value_name = "OUT")]
+    pub write: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long, requires = "write")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -337,15 +356,21 @@ pub struct ResealArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Files or folders holding SealedSecrets.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "file_flags", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// A file or folder, kubectl style (the same as PATH); repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file_flags: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Files or folders to check.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "file_flags", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// A file or folder, kubectl style (the same as PATH); repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file_flags: Vec<PathBuf>,
     /// Output format of the findings: text (one line each), json, or sarif (SARIF 2.1.0
     /// for code scanning).
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
@@ -363,8 +388,11 @@ pub enum CheckFormat {
 pub struct ImportArgs {
     /// Files or folders to convert in place; `-` reads one file from standard input and
     /// writes the result to standard output.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "file_flags", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// A file or folder, kubectl style (the same as PATH); repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file_flags: Vec<PathBuf>,
     /// Sealed Secrets controller private key(s): PEM, or the key Secrets as `kubectl get
     /// secret -n kube-system -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`
     /// prints them; repeatable. Must not be readable by group or others.
@@ -399,11 +427,75 @@ pub struct ImportArgs {
 #[derive(Debug, Args)]
 pub struct EditArgs {
     /// The SealedSecret file to edit (written back in place, atomically).
-    #[arg(value_name = "FILE")]
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "file_flag",
+        conflicts_with = "file_flag"
+    )]
+    pub input: Option<PathBuf>,
+    /// The file, kubectl style (the same as FILE).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file_flag: Option<PathBuf>,
+    /// FILE or -f (set by `resolved`).
+    #[arg(skip)]
     pub file: PathBuf,
     /// Identity file(s) able to open the values (an escrow or developer key); repeatable.
     #[arg(short = 'i', long = "identity", value_name = "FILE", required = true)]
     pub identities: Vec<PathBuf>,
     #[command(flatten)]
     pub recipients: RecipientArgs,
+}
+
+/// Input files may be given positionally or with `-f` (kubectl's habit); commands read the
+/// merged value.
+pub trait Resolve {
+    fn resolved(self) -> Self;
+}
+
+fn one_input(pos: &mut Option<PathBuf>, flag: &mut Option<PathBuf>) -> PathBuf {
+    pos.take()
+        .or_else(|| flag.take())
+        .unwrap_or_else(|| PathBuf::from("-"))
+}
+
+impl Resolve for SealArgs {
+    fn resolved(mut self) -> Self {
+        self.file = one_input(&mut self.input, &mut self.file_flag);
+        self
+    }
+}
+
+impl Resolve for UnsealArgs {
+    fn resolved(mut self) -> Self {
+        self.file = one_input(&mut self.input, &mut self.file_flag);
+        self
+    }
+}
+
+impl Resolve for EditArgs {
+    fn resolved(mut self) -> Self {
+        self.file = one_input(&mut self.input, &mut self.file_flag);
+        self
+    }
+}
+
+impl Resolve for ResealArgs {
+    fn resolved(mut self) -> Self {
+        self.paths.append(&mut self.file_flags);
+        self
+    }
+}
+
+impl Resolve for CheckArgs {
+    fn resolved(mut self) -> Self {
+        self.paths.append(&mut self.file_flags);
+        self
+    }
+}
+
+impl Resolve for ImportArgs {
+    fn resolved(mut self) -> Self {
+        self.paths.append(&mut self.file_flags);
+        self
+    }
 }

@@ -321,7 +321,7 @@ pub fn write_private(path: &Path, text: &[u8], force: bool) -> Result<()> {
     let name = shown(path);
     if !force && fs::symlink_metadata(path).is_ok() {
         bail!(
-            "{name} already exists; refusing to overwrite a key file (pass --force to replace it)"
+            "{name} already exists; refusing to overwrite it (it may hold private keys or plaintext; pass --force to replace it)"
         );
     }
     let dir = match path.parent() {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, Resolve};
 
 /// A mistake in how the command was called (exit code 2), as opposed to bad input or a
 /// failed operation (exit code 1).
@@ -35,11 +35,11 @@ const CHECK_ERROR: u8 = 3;
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => commands::keys::run(cmd)?,
-        Command::Seal(args) => commands::seal::run(args)?,
+        Command::Seal(args) => commands::seal::run(args.resolved())?,
         Command::Create(args) => commands::create::run(args)?,
-        Command::Unseal(args) => commands::unseal::run(args)?,
-        Command::Reseal(args) => commands::reseal::run(args)?,
-        Command::Check(args) => match commands::check::run(args) {
+        Command::Unseal(args) => commands::unseal::run(args.resolved())?,
+        Command::Reseal(args) => commands::reseal::run(args.resolved())?,
+        Command::Check(args) => match commands::check::run(args.resolved()) {
             Ok(true) => {}
             Ok(false) => return Ok(ExitCode::FAILURE),
             // Findings are 1; a check that could not run is 3, so CI tells them apart.
@@ -49,8 +49,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(e),
         },
-        Command::Import(args) => commands::import::run(args)?,
-        Command::Edit(args) => commands::edit::run(args)?,
+        Command::Import(args) => commands::import::run(args.resolved())?,
+        Command::Edit(args) => commands::edit::run(args.resolved())?,
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

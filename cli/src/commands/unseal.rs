@@ -6,7 +6,7 @@ use gitseal::sealing::unseal_many;
 use zeroize::Zeroizing;
 
 use crate::args::UnsealArgs;
-use crate::io::{emit, read_text, shown};
+use crate::io::{emit, read_text, shown, write_private};
 
 pub fn run(args: UnsealArgs) -> Result<()> {
     let ring = gitseal::read_identity_files(&args.identities)?;
@@ -30,5 +30,9 @@ pub fn run(args: UnsealArgs) -> Result<()> {
         secrets.push(secret.to_value());
     }
     let out = Zeroizing::new(render(secrets.iter().map(|s| &s.0), args.format.into()));
-    emit(None, out.as_bytes())
+    match &args.write {
+        // Plaintext: 0600 from the first byte, never over an existing file unless --force.
+        Some(path) => write_private(path, out.as_bytes(), args.force),
+        None => emit(None, out.as_bytes()),
+    }
 }
