@@ -34,7 +34,7 @@ KUBECONFIG=$(sed -n 's/^export KUBECONFIG=//p' "$work/cp.out" | head -1)
 export KUBECONFIG
 echo "control plane up: KUBECONFIG=$KUBECONFIG" >&2
 
-"$GITSEAL" keys generate -o "$work/cluster.key" > "$work/pub"
+"$GITSEAL" keys generate -w "$work/cluster.key" > "$work/pub"
 PUB=$(cat "$work/pub")
 N_NS="${N_NS:-10}" PER_NS="${PER_NS:-100}"
 

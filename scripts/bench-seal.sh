@@ -28,7 +28,7 @@ with open(sys.argv[1], "w") as f:
     for i in range(1000):
         f.write(f"  key-{i:04d}: {base64.b64encode(os.urandom(32)).decode()}\n")
 PY
-"$GITSEAL" keys generate -o "$work/key.txt" > "$work/pub"
+"$GITSEAL" keys generate -w "$work/key.txt" > "$work/pub"
 PUB=$(cat "$work/pub")
 cmds=(-n gitseal "$GITSEAL seal -f $work/secret.yaml -r $PUB -w $work/out-gitseal.yaml")
 if [ -x "$peers/sops" ]; then

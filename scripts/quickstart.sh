@@ -19,9 +19,9 @@ cd "$work"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "1. keys: one per cluster (its agent holds it) and one offline escrow key"
-"$GITSEAL" keys generate -o production.key
-"$GITSEAL" keys generate -o nonprod.key
-"$GITSEAL" keys generate -o escrow.key
+"$GITSEAL" keys generate -w production.key
+"$GITSEAL" keys generate -w nonprod.key
+"$GITSEAL" keys generate -w escrow.key
 ls -l ./*.key
 
 step "2. the example repository and its key rules (.gitseal.yaml; see keys.example)"

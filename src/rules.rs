@@ -49,7 +49,7 @@ struct RawRule {
     #[serde(default)]
     recipients: Vec<String>,
     /// A recipients file (one `age1…` per line, `#` comments), relative to the rules
-    /// file's folder: what `gitseal keys fetch -o FILE` writes, so a key rotation flows in
+    /// file's folder: what `gitseal keys fetch -w FILE` writes, so a key rotation flows in
     /// without editing the rules.
     #[serde(default, rename = "recipientsFile")]
     recipients_file: Option<String>,

@@ -77,12 +77,12 @@ pub enum Command {
 pub enum KeysCommand {
     /// Generate a new identity (private key, written 0600) and print its public key.
     Generate {
-        /// Write the identity to FILE instead of standard output. Never overwrites an
-        /// existing file unless --force is given.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        /// Write the identity to FILE (0600) instead of standard output. Never overwrites
+        /// an existing file unless --force is given.
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
         /// Replace FILE if it exists.
-        #[arg(long, requires = "output")]
+        #[arg(long, requires = "write")]
         force: bool,
     },
     /// Print the public key(s) of an identity file.
@@ -95,14 +95,17 @@ pub enum KeysCommand {
     Fetch {
         #[command(flatten)]
         cluster: ClusterArgs,
-        /// Write the recipients file to FILE instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        /// Write the recipients file to FILE (atomically) instead of standard output.
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
     },
     /// List the cluster's sealing keys: id, state, age, last use.
     List {
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// Output format: a table, or JSON for scripts.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: ListFormat,
     },
     /// Ask the agent for a new active sealing key now, and wait for it.
     Rotate {
@@ -137,13 +140,13 @@ pub enum KeysCommand {
         )]
         recipients: Vec<String>,
         /// Write the backup to FILE (created 0600) instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
         /// Write the private keys unencrypted.
         #[arg(long, conflicts_with = "recipients")]
         plaintext: bool,
         /// Replace FILE if it exists.
-        #[arg(long, requires = "output")]
+        #[arg(long, requires = "write")]
         force: bool,
     },
     /// Re-create the key Secrets from a backup; the agent uses them at once.
@@ -177,9 +180,15 @@ pub struct ClusterArgs {
     /// Kubeconfig context (default: the current context).
     #[arg(long)]
     pub context: Option<String>,
-    /// The agent's namespace.
-    #[arg(long, default_value = "gitseal-system", value_parser = k8s_namespace)]
-    pub namespace: String,
+    /// The agent's namespace (where its keys and requests live; -n is always the
+    /// namespace of the Secret itself).
+    #[arg(
+        long = "agent-namespace",
+        value_name = "NAMESPACE",
+        default_value = "gitseal-system",
+        value_parser = k8s_namespace
+    )]
+    pub agent_namespace: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -375,6 +384,12 @@ pub struct CheckArgs {
     /// for code scanning).
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

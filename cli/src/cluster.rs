@@ -76,7 +76,7 @@ pub async fn public_keys(
         .map_err(|e| api_error(e, "reading the public keys", ns))?
         .with_context(|| {
             format!(
-                "no published keys in namespace {ns} (ConfigMap {PUBLIC_KEYS_CONFIGMAP}); is gitseal-agent running there? Pass --namespace if it runs elsewhere"
+                "no published keys in namespace {ns} (ConfigMap {PUBLIC_KEYS_CONFIGMAP}); is gitseal-agent running there? Pass --agent-namespace if it runs elsewhere"
             )
         })?;
     let keys = published_keys(&cm)?;

@@ -33,7 +33,7 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let env = Env::new();
         let key = |name: &str| {
-            let run = env.run(&["keys", "generate", "-o", name]).ok();
+            let run = env.run(&["keys", "generate", "-w", name]).ok();
             let id = run
                 .stderr
                 .split("key id ")
@@ -499,7 +499,7 @@ fn cases() -> Vec<Case> {
             .args(&["reseal", "-i", "a.key", "-r", FORMAT_MD_KEY_A, "sealed.yaml"])
             .expect(&["--recipient #1", "published"]),
         case("keys backup -r a published test key")
-            .args(&["keys", "backup", "-r", FORMAT_MD_KEY_A, "-o", "backup.age", "--kubeconfig", "nowhere.kubeconfig"])
+            .args(&["keys", "backup", "-r", FORMAT_MD_KEY_A, "-w", "backup.age", "--kubeconfig", "nowhere.kubeconfig"])
             .expect(&["--recipient #1", "published"]),
         case(".gitseal.yaml with an unknown field")
             .file("in.yaml", &ok_secret)
@@ -780,16 +780,16 @@ fn cases() -> Vec<Case> {
             .code(2)
             .expect(&["--scope", "wide"]),
         // --- keys ---
-        case("keys generate -o onto an existing file")
+        case("keys generate -w onto an existing file")
             .file_mode("id.key", &f.a_identity, 0o600)
-            .args(&["keys", "generate", "-o", "id.key"])
+            .args(&["keys", "generate", "-w", "id.key"])
             .expect(&["id.key", "already exists", "--force"]),
-        case("keys generate --force without -o")
+        case("keys generate --force without -w")
             .args(&["keys", "generate", "--force"])
             .code(2)
-            .expect(&["--output"]),
-        case("keys generate -o into a missing folder")
-            .args(&["keys", "generate", "-o", "nowhere/id.key"])
+            .expect(&["--write"]),
+        case("keys generate -w into a missing folder")
+            .args(&["keys", "generate", "-w", "nowhere/id.key"])
             .expect(&["nowhere/id.key"]),
         case("keys public of a file without keys")
             .file("pub.txt", format!("{a}\n"))

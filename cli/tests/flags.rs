@@ -82,3 +82,76 @@ fn unseal_writes_plaintext_0600_and_never_over_a_file() {
     env.run(&["unseal", "-i", "id.key", "db.yaml", "--force"])
         .fails(2);
 }
+
+#[test]
+fn dash_w_writes_files_dash_o_is_only_a_format_and_dash_n_only_a_namespace() {
+    let env = Env::new();
+    // keys generate writes with -w; -o is not a file any more.
+    env.run(&["keys", "generate", "-w", "id.key"]).ok();
+    env.run(&["keys", "generate", "-o", "other.key"])
+        .fails(2)
+        .stderr_has(&["-o"]);
+    assert!(!env.exists("other.key"));
+    // The agent's namespace is --agent-namespace on every cluster command; -n there is an
+    // error, not the agent's namespace.
+    for sub in [
+        &["keys", "fetch"][..],
+        &["keys", "list"],
+        &["keys", "rotate"],
+    ] {
+        let mut args = sub.to_vec();
+        args.extend(["--agent-namespace", "Not_A_Namespace"]);
+        env.run(&args)
+            .fails(2)
+            .stderr_has(&["--agent-namespace", "invalid namespace"]);
+        let mut args = sub.to_vec();
+        args.extend(["-n", "gitseal-system"]);
+        env.run(&args).fails(2);
+    }
+    env.run(&["keys", "list", "-o", "yaml"])
+        .fails(2)
+        .stderr_has(&["json"]);
+    env.run(&[
+        "reseal",
+        "--cluster",
+        "--agent-namespace",
+        "x",
+        "-n",
+        "y",
+        "a.yaml",
+    ])
+    .fails(2);
+    // Every -o takes a format name, never a path.
+    for args in [
+        &["seal", "-o", "out.yaml"][..],
+        &["unseal", "-i", "id.key", "-o", "out.yaml"],
+        &["check", ".", "-o", "out.yaml"],
+        &["import", ".", "-o", "out.yaml"],
+        &["keys", "list", "-o", "out.yaml"],
+    ] {
+        env.run(args)
+            .fails(2)
+            .stderr_has(&["invalid value 'out.yaml'"]);
+    }
+    assert!(!env.exists("out.yaml"));
+}
+
+#[test]
+fn completions_know_the_new_commands_and_flags() {
+    let env = Env::new();
+    let bash = env.run(&["completion", "bash"]).ok().stdout;
+    for word in [
+        "import",
+        "edit",
+        "--bitnami-key",
+        "--keep-going",
+        "--agent-namespace",
+        "--for",
+        "sarif",
+        "--write",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let zsh = env.run(&["completion", "zsh"]).ok().stdout;
+    assert!(zsh.contains("--agent-namespace") && zsh.contains("import"));
+}

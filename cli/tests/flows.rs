@@ -15,7 +15,7 @@ use support::*;
 #[test]
 fn keys_generate_writes_0600_prints_public_and_never_overwrites() {
     let env = Env::new();
-    let run = env.run(&["keys", "generate", "-o", "id.key"]).ok();
+    let run = env.run(&["keys", "generate", "-w", "id.key"]).ok();
     let public = run.stdout.trim().to_owned();
     assert!(public.starts_with("age1") && public.len() == 62, "{public}");
     assert_eq!(
@@ -36,7 +36,7 @@ fn keys_generate_writes_0600_prints_public_and_never_overwrites() {
     assert!(!run.stdout.contains("AGE-SECRET-KEY"));
 
     // A second generate onto the same file is refused and leaves it untouched.
-    env.run(&["keys", "generate", "-o", "id.key"])
+    env.run(&["keys", "generate", "-w", "id.key"])
         .fails(1)
         .stderr_has(&["id.key", "already exists", "--force"]);
     assert_eq!(env.read("id.key"), text);
@@ -44,7 +44,7 @@ fn keys_generate_writes_0600_prints_public_and_never_overwrites() {
 
     // --force replaces it with a new key, still 0600.
     let forced = env
-        .run(&["keys", "generate", "-o", "id.key", "--force"])
+        .run(&["keys", "generate", "-w", "id.key", "--force"])
         .ok();
     assert_ne!(forced.stdout.trim(), public);
     assert_ne!(env.read("id.key"), text);

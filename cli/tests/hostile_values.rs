@@ -56,7 +56,7 @@ fn measured(env: &Env, args: &[&str]) -> Run {
 fn setup() -> (Env, String, String) {
     let _only_child = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::new();
-    let run = env.run(&["keys", "generate", "-o", "a.key"]).ok();
+    let run = env.run(&["keys", "generate", "-w", "a.key"]).ok();
     let id = run
         .stderr
         .split("key id ")

@@ -408,7 +408,7 @@ fn check_json_and_sarif_name_file_document_field_and_rule() {
 }
 
 /// A rules file whose production keys come from `clusters/prod.pub`, written in the layout
-/// `gitseal keys fetch -o clusters/prod.pub` uses.
+/// `gitseal keys fetch -w clusters/prod.pub` uses.
 fn repo_with_keys_file() -> (Env, String, String) {
     let env = Env::new();
     let old = env.key("old.key");
@@ -447,7 +447,7 @@ fn recipients_files_follow_a_key_rotation_through_reseal_and_check() {
         "the rule takes its keys from clusters/prod.pub",
         "gitseal reseal -i IDENTITY clusters/prod/db.yaml",
         "gitseal reseal --cluster clusters/prod/db.yaml",
-        "gitseal keys fetch -o clusters/prod.pub",
+        "gitseal keys fetch -w clusters/prod.pub",
     ] {
         assert!(run.stdout.contains(part), "lacks {part:?}:\n{}", run.stdout);
     }

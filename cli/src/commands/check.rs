@@ -487,7 +487,7 @@ fn check_sealed(
                     // The wanted keys follow the cluster through a recipients file: either
                     // the cluster rotated (re-encrypt the value) or the file is stale.
                     Some(kf) => format!(
-                        "the rule takes its keys from {kf}: re-encrypt to them with gitseal reseal -i IDENTITY {f} (or gitseal reseal --cluster {f}); if {kf} is out of date, refresh it first: gitseal keys fetch -o {kf}",
+                        "the rule takes its keys from {kf}: re-encrypt to them with gitseal reseal -i IDENTITY {f} (or gitseal reseal --cluster {f}); if {kf} is out of date, refresh it first: gitseal keys fetch -w {kf}",
                         f = shown(file)
                     ),
                     None => format!("run gitseal reseal -i IDENTITY {}", shown(file)),

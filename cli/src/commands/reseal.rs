@@ -156,8 +156,8 @@ impl ClusterResealer {
         let client = rt.block_on(client(c))?;
         Ok(ClusterResealer {
             rt,
-            api: Api::namespaced(client, &c.namespace),
-            namespace: c.namespace.clone(),
+            api: Api::namespaced(client, &c.agent_namespace),
+            namespace: c.agent_namespace.clone(),
         })
     }
 

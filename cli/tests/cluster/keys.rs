@@ -59,7 +59,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     .await;
     assert!(served.starts_with("HTTP/1.1 200"), "{served}");
     assert!(!served.contains("AGE-SECRET-KEY"));
-    ok(&cli.keys("fetch", &["-o", "k1.txt"]), "keys fetch");
+    ok(&cli.keys("fetch", &["-w", "k1.txt"]), "keys fetch");
     let k1_file = std::fs::read_to_string(work.path().join("k1.txt")).expect("k1.txt");
     assert!(k1_file.contains(&pub1), "{k1_file}");
     assert_eq!(
@@ -166,7 +166,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     let active = active_ids(&cm);
     assert_eq!(active.len(), 2, "{active:?}");
     let key2 = active.iter().find(|k| **k != key1).expect("key 2").clone();
-    ok(&cli.keys("fetch", &["-o", "k2.txt"]), "keys fetch");
+    ok(&cli.keys("fetch", &["-w", "k2.txt"]), "keys fetch");
     let k2_file = std::fs::read_to_string(work.path().join("k2.txt")).expect("k2");
     assert!(k2_file.contains(&pub2) && !k2_file.contains(&pub1));
     commit_file(
@@ -208,7 +208,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     );
 
     // 5. Backups: only with a recipient or --plaintext, always 0600.
-    let out = cli.keys("backup", &["-o", "nothing.age"]);
+    let out = cli.keys("backup", &["-w", "nothing.age"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!work.path().join("nothing.age").exists());
     let backup_key = SecretKey::generate();
@@ -223,14 +223,14 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     std::fs::set_permissions(&id_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let backup_pub = backup_key.public().to_string();
     ok(
-        &cli.keys("backup", &["-r", &backup_pub, "-o", "keys.age"]),
+        &cli.keys("backup", &["-r", &backup_pub, "-w", "keys.age"]),
         "keys backup",
     );
     ok(
-        &cli.keys("backup", &["--plaintext", "-o", "keys.txt"]),
+        &cli.keys("backup", &["--plaintext", "-w", "keys.txt"]),
         "keys backup --plaintext",
     );
-    let out = cli.keys("backup", &["-r", &backup_pub, "-o", "keys.age"]);
+    let out = cli.keys("backup", &["-r", &backup_pub, "-w", "keys.age"]);
     assert_eq!(out.status.code(), Some(1), "no silent overwrite");
     for f in ["keys.age", "keys.txt"] {
         let mode = std::fs::metadata(work.path().join(f))
@@ -283,6 +283,35 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
         listed.contains(&key2) && listed.contains(&object),
         "{listed}"
     );
+    // The same as JSON, for scripts.
+    let json = ok(&cli.keys("list", &["-o", "json"]), "keys list -o json");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("keys list -o json is JSON");
+    let by_id = |id: &str| {
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} missing from {json}"))
+    };
+    assert_eq!(by_id(&key1)["state"], "retired");
+    assert_eq!(by_id(&key2)["state"], "sealing");
+    assert!(
+        by_id(&key2)["publicKey"]
+            .as_str()
+            .expect("publicKey")
+            .starts_with("age1")
+    );
+    assert!(
+        by_id(&key2)["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .any(|o| o["object"] == object.as_str()),
+        "{json}"
+    );
+    assert_eq!(v["usageReadable"], true);
 
     // 7. Every key Secret lost: the agent makes a new key, and the repository stops
     //    opening; the encrypted backup restores the keys and it opens again, no restart.

@@ -98,7 +98,7 @@ impl Cli {
             .output()
             .expect("gitseal runs")
     }
-    /// `gitseal keys SUB --kubeconfig … --namespace … ARGS`.
+    /// `gitseal keys SUB --kubeconfig … --agent-namespace … ARGS`.
     fn keys(&self, sub: &str, args: &[&str]) -> Output {
         let kc = self.kubeconfig.display().to_string();
         let mut all = vec![
@@ -106,7 +106,7 @@ impl Cli {
             sub,
             "--kubeconfig",
             &kc,
-            "--namespace",
+            "--agent-namespace",
             &self.namespace,
         ];
         all.extend_from_slice(args);

@@ -23,7 +23,7 @@ async fn reseal_through_the_cluster_never_moves_plaintext() {
     .await;
 
     // A SealedSecret sealed to the cluster's key, and an offline key to move it to.
-    ok(&cli.keys("fetch", &["-o", "cluster.pub"]), "keys fetch");
+    ok(&cli.keys("fetch", &["-w", "cluster.pub"]), "keys fetch");
     std::fs::write(
         work.path().join("secret.yaml"),
         format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: db, namespace: {app_ns}}}\nstringData: {{password: {CANARY}}}\n"),
@@ -41,7 +41,7 @@ async fn reseal_through_the_cluster_never_moves_plaintext() {
         ]),
         "seal",
     );
-    ok(&cli.raw(&["keys", "generate", "-o", "k2.key"]), "generate");
+    ok(&cli.raw(&["keys", "generate", "-w", "k2.key"]), "generate");
     let k2 = ok(&cli.raw(&["keys", "public", "-i", "k2.key"]), "public");
     let kc = cp.kubeconfig_path().display().to_string();
     let reseal = |kubeconfig: &str, extra: &[&str]| {
@@ -50,7 +50,7 @@ async fn reseal_through_the_cluster_never_moves_plaintext() {
             "--cluster",
             "--kubeconfig",
             kubeconfig,
-            "--namespace",
+            "--agent-namespace",
             &agent_ns,
         ];
         args.extend_from_slice(extra);

@@ -188,9 +188,9 @@ impl Env {
         self.run_in(self.dir.path(), args, Some(stdin.as_ref()))
     }
 
-    /// `gitseal keys generate -o NAME`; returns the public key.
+    /// `gitseal keys generate -w NAME`; returns the public key.
     pub fn key(&self, name: &str) -> String {
-        let run = self.run(&["keys", "generate", "-o", name]).ok();
+        let run = self.run(&["keys", "generate", "-w", name]).ok();
         let public = run.stdout.trim().to_owned();
         assert!(public.starts_with("age1"), "{public}");
         public

@@ -46,7 +46,7 @@ pub async fn backup(
         bail!("refusing to write private keys to a terminal; pass -o FILE");
     }
     let client = client(c).await?;
-    let ns = &c.namespace;
+    let ns = &c.agent_namespace;
     let api: Api<Secret> = Api::namespaced(client, ns);
     let list = api
         .list(&ListParams::default().labels(SEALING_KEY_LABEL))
@@ -214,7 +214,7 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
     };
     let keys = parse_backup(&text).with_context(|| name.clone())?;
     let client = client(c).await?;
-    let ns = &c.namespace;
+    let ns = &c.agent_namespace;
     let api: Api<Secret> = Api::namespaced(client, ns);
     for k in &keys {
         let mut secret = Secret {

@@ -8,17 +8,17 @@ use anyhow::{Context, Result, bail};
 use gitseal_api::keys::newest_active;
 use gitseal_api::names::{PUBLIC_KEYS_CONFIGMAP, USAGE_CONFIGMAP};
 
-use crate::args::ClusterArgs;
+use crate::args::{ClusterArgs, ListFormat};
 use crate::cluster::{client, public_keys, usage};
 use crate::io::{shown, write_atomic};
 
 pub async fn fetch(c: &ClusterArgs, output: Option<&Path>) -> Result<()> {
     let client = client(c).await?;
-    let (_, keys) = public_keys(&client, &c.namespace).await?;
+    let (_, keys) = public_keys(&client, &c.agent_namespace).await?;
     let Some(newest) = newest_active(&keys) else {
         bail!(
             "namespace {}: no active sealing key published yet; is gitseal-agent running?",
-            c.namespace
+            c.agent_namespace
         );
     };
     // Checked, so a damaged ConfigMap never ends up in a recipients file.
@@ -28,7 +28,7 @@ pub async fn fetch(c: &ClusterArgs, output: Option<&Path>) -> Result<()> {
         .with_context(|| format!("ConfigMap {PUBLIC_KEYS_CONFIGMAP}"))?;
     let text = format!(
         "# gitseal: sealing key of namespace {} (key id {}, created {})\n{pk}\n",
-        c.namespace,
+        c.agent_namespace,
         pk.id(),
         newest.created
     );
@@ -60,22 +60,51 @@ fn age_of(created: &str) -> String {
     }
 }
 
-pub async fn list(c: &ClusterArgs) -> Result<()> {
+pub async fn list(c: &ClusterArgs, format: ListFormat) -> Result<()> {
     let client = client(c).await?;
-    let (_, keys) = public_keys(&client, &c.namespace).await?;
-    let usage = usage(&client, &c.namespace).await;
+    let (_, keys) = public_keys(&client, &c.agent_namespace).await?;
+    let usage = usage(&client, &c.agent_namespace).await;
     let newest = newest_active(&keys).map(|k| k.id.clone());
+    let state_of = |k: &gitseal_api::keys::PublicKeyInfo| -> String {
+        if Some(&k.id) == newest.as_ref() {
+            "sealing".to_owned()
+        } else {
+            k.state.clone()
+        }
+    };
+    if let ListFormat::Json = format {
+        // For scripts: every field, usage as recorded (null when not readable).
+        let items: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| {
+                let u = usage.as_ref().and_then(|u| u.get(&k.id));
+                serde_json::json!({
+                    "id": k.id,
+                    "state": state_of(k),
+                    "created": k.created,
+                    "publicKey": k.public_key,
+                    "lastUsed": u.map(|u| u.last_used.clone()),
+                    "objects": u.map(|u| u.objects.iter().map(|o| serde_json::json!({
+                        "object": o.object,
+                        "source": o.source,
+                    })).collect::<Vec<_>>()),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "agentNamespace": c.agent_namespace,
+            "usageReadable": usage.is_some(),
+            "keys": items,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     println!(
         "{:<9} {:<8} {:<21} {:>5}  {:<10} OBJECTS",
         "ID", "STATE", "CREATED", "AGE", "LAST USED"
     );
     for k in &keys {
         let u = usage.as_ref().and_then(|u| u.get(&k.id));
-        let state = if Some(&k.id) == newest.as_ref() {
-            "sealing"
-        } else {
-            k.state.as_str()
-        };
         let last = match (&usage, u) {
             (None, _) => "unknown",
             (Some(_), None) => "never",
@@ -93,7 +122,7 @@ pub async fn list(c: &ClusterArgs) -> Result<()> {
         println!(
             "{:<9} {:<8} {:<21} {:>5}  {:<10} {}",
             k.id,
-            state,
+            state_of(k),
             k.created,
             age_of(&k.created),
             last,

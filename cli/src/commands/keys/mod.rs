@@ -16,7 +16,7 @@ use crate::args::KeysCommand;
 
 pub fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Generate { output, force } => local::generate(output, force),
+        KeysCommand::Generate { write, force } => local::generate(write, force),
         KeysCommand::Public { identity } => local::public(identity),
         cluster => crate::cluster::runtime()?.block_on(run_cluster(cluster)),
     }
@@ -24,17 +24,17 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
 
 async fn run_cluster(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Fetch { cluster, output } => list::fetch(&cluster, output.as_deref()).await,
-        KeysCommand::List { cluster } => list::list(&cluster).await,
+        KeysCommand::Fetch { cluster, write } => list::fetch(&cluster, write.as_deref()).await,
+        KeysCommand::List { cluster, output } => list::list(&cluster, output).await,
         KeysCommand::Rotate { cluster, timeout } => rotate::rotate(&cluster, timeout).await,
         KeysCommand::Retire { cluster, id, force } => rotate::retire(&cluster, id, force).await,
         KeysCommand::Backup {
             cluster,
             recipients,
-            output,
+            write,
             plaintext,
             force,
-        } => backup::backup(&cluster, &recipients, output.as_deref(), plaintext, force).await,
+        } => backup::backup(&cluster, &recipients, write.as_deref(), plaintext, force).await,
         KeysCommand::Restore {
             cluster,
             identity,

@@ -26,13 +26,13 @@ use crate::cluster::{api_error, client, public_keys, published_keys, usage};
 
 pub async fn rotate(c: &ClusterArgs, timeout: Duration) -> Result<()> {
     let client = client(c).await?;
-    let (_, before) = public_keys(&client, &c.namespace).await?;
+    let (_, before) = public_keys(&client, &c.agent_namespace).await?;
     let request = format!(
         "{}/{:08x}",
         humantime::format_rfc3339_seconds(SystemTime::now()),
         rand_u32()
     );
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &c.namespace);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &c.agent_namespace);
     api.patch(
         PUBLIC_KEYS_CONFIGMAP,
         &PatchParams {
@@ -42,7 +42,7 @@ pub async fn rotate(c: &ClusterArgs, timeout: Duration) -> Result<()> {
         &Patch::Merge(json!({"metadata": {"annotations": {ROTATE_REQUESTED_ANNOTATION: request}}})),
     )
     .await
-    .map_err(|e| api_error(e, "requesting a rotation", &c.namespace))?;
+    .map_err(|e| api_error(e, "requesting a rotation", &c.agent_namespace))?;
     // The agent answers by publishing a new key with the request's value in rotate-done.
     let answered = {
         let request = request.clone();
@@ -68,13 +68,13 @@ pub async fn rotate(c: &ClusterArgs, timeout: Duration) -> Result<()> {
         Ok(Ok(Some(cm))) => cm,
         Ok(Err(e)) => bail!(
             "waiting for the agent's answer in namespace {}: {e}",
-            c.namespace
+            c.agent_namespace
         ),
         Ok(Ok(None)) | Err(_) => bail!(
             "the agent in namespace {} did not answer the rotation request within {}; is it running? (kubectl -n {} logs deploy/gitseal-agent)",
-            c.namespace,
+            c.agent_namespace,
             humantime::format_duration(timeout),
-            c.namespace
+            c.agent_namespace
         ),
     };
     let keys = published_keys(&cm)?;
@@ -85,7 +85,7 @@ pub async fn rotate(c: &ClusterArgs, timeout: Duration) -> Result<()> {
         .map(|k| k.id.as_str())
         .unwrap_or("none");
     eprintln!(
-        "new sealing key {} (was {old}); older keys still open what they sealed. Run `gitseal keys fetch -o FILE` and `gitseal reseal` to move values to it",
+        "new sealing key {} (was {old}); older keys still open what they sealed. Run `gitseal keys fetch -w FILE` and `gitseal reseal` to move values to it",
         k.id
     );
     println!("{}", k.public_key);
@@ -135,7 +135,7 @@ async fn sealed_objects_needing(
 
 pub async fn retire(c: &ClusterArgs, id: KeyId, force: bool) -> Result<()> {
     let client = client(c).await?;
-    let ns = &c.namespace;
+    let ns = &c.agent_namespace;
     let (_, keys) = public_keys(&client, ns).await?;
     let wanted = id.to_string();
     let Some(key) = keys.iter().find(|k| k.id == wanted) else {
@@ -177,7 +177,7 @@ pub async fn retire(c: &ClusterArgs, id: KeyId, force: bool) -> Result<()> {
             users.sort();
             users.dedup();
             bail!(
-                "key {wanted} is still needed by: {}; seal those again to the current key (`gitseal keys fetch -o cluster.txt && gitseal reseal -i … -R cluster.txt PATH`), let the agent apply them, then retry; or pass --force (they stop opening)",
+                "key {wanted} is still needed by: {}; seal those again to the current key (`gitseal keys fetch -w cluster.txt && gitseal reseal -i … -R cluster.txt PATH`), let the agent apply them, then retry; or pass --force (they stop opening)",
                 users.join(", ")
             );
         }
