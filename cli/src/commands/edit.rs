@@ -313,11 +313,15 @@ pub fn run(args: EditArgs) -> Result<()> {
         .zip(&sealed)
         .map(|(secret, s)| editable(secret, s.scope))
         .collect();
-    let original = Zeroizing::new(format!(
-        "{HEADER}{}",
-        render(shown_values.iter().map(|v| &v.0), OutputFormat::Yaml)
+    let rendered = Zeroizing::new(render(
+        shown_values.iter().map(|v| &v.0),
+        OutputFormat::Yaml,
     ));
     drop(shown_values);
+    let mut original = Zeroizing::new(String::with_capacity(HEADER.len() + rendered.len()));
+    original.push_str(HEADER);
+    original.push_str(&rendered);
+    drop(rendered);
 
     let stem = file
         .file_stem()
