@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// A request to re-encrypt SealedSecret values inside the agent, so that plaintext never
 /// leaves it (`gitseal reseal --cluster`). Whoever may create these in the agent's namespace
-/// may re-seal; the answer holds ciphertexts only.
+/// may re-seal; the answer holds ciphertexts only, sealed to the agent's newest active key and
+/// the escrow keys of its configuration, under each value's own binding (scope, namespace,
+/// name, key).
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "gitseal.dev",
@@ -22,7 +24,11 @@ use serde::{Deserialize, Serialize};
 pub struct ResealRequestSpec {
     /// The SealedSecrets to re-seal.
     pub items: Vec<ResealItem>,
-    /// Public keys (age1…) to seal to; empty means the agent's newest active key.
+    /// Refused: a request that names recipients is answered with an error. The agent seals
+    /// only to its own newest active key and the escrow keys its configuration names
+    /// (`--escrow-recipient`), never to keys a request names (that would let anyone allowed
+    /// to re-seal open any value). Kept in the schema so such a request is refused explicitly
+    /// rather than having the field silently dropped by the API server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<String>,
 }

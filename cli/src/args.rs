@@ -352,10 +352,11 @@ pub struct ResealArgs {
         conflicts_with = "cluster"
     )]
     pub identities: Vec<PathBuf>,
-    /// Re-seal through the cluster instead: the agent opens and re-seals the values, and
-    /// only ciphertexts travel (needs RBAC to create ResealRequests in the agent's
-    /// namespace). Without -r/-R or rules, the agent's newest key is used.
-    #[arg(long)]
+    /// Re-seal through the cluster instead: the agent opens and re-seals the values to its
+    /// newest key (and the escrow keys its administrator configured), and only ciphertexts
+    /// travel (needs RBAC to create ResealRequests in the agent's namespace). The agent never
+    /// seals to keys a request names, so -r/-R and the rules' recipients are not used.
+    #[arg(long, conflicts_with_all = ["recipients", "recipient_files"])]
     pub cluster: bool,
     #[command(flatten)]
     pub cluster_args: ClusterArgs,

@@ -55,6 +55,14 @@ pub struct RunArgs {
     /// A new active sealing key when the newest is older than this; `0` = never.
     #[arg(long, default_value = "720h", value_parser = humantime::parse_duration)]
     pub key_renewal: Duration,
+    /// An escrow key (age1…, an offline break-glass key) that every `gitseal reseal
+    /// --cluster` answer is also sealed to; repeatable. Only the agent's configuration names
+    /// escrow keys: a ResealRequest that names recipients is refused.
+    #[arg(long = "escrow-recipient", value_name = "AGE1…")]
+    pub escrow_recipients: Vec<String>,
+    /// A file of escrow keys, one age1… per line (`#` comments); repeatable.
+    #[arg(long = "escrow-recipients-file", value_name = "FILE")]
+    pub escrow_recipient_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

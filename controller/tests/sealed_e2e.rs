@@ -11,12 +11,12 @@ use support::{
 };
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal::{Scope, SecretKey};
 use gitseal_api::SealedSecret;
+use gitseal_testenv::rbac::AgentRbac;
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -36,103 +36,6 @@ struct Env {
     agent: AgentProcess,
 }
 
-/// Binds the agent's RBAC from deploy/rbac.yaml (its ClusterRole, and its Role in the agent
-/// namespace) to a fresh ServiceAccount and writes a kubeconfig holding that account's token.
-async fn least_privilege_kubeconfig(
-    client: &kube::Client,
-    agent_ns: &str,
-    dir: &std::path::Path,
-) -> PathBuf {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-    let cp = gitseal_testenv::shared().await;
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac.yaml"))
-        .expect("deploy/rbac.yaml");
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
-        .collect();
-    let find = |kind: &str| {
-        docs.iter()
-            .find(|d| d["kind"] == kind && d["metadata"]["name"] == "gitseal-agent")
-            .cloned()
-            .unwrap_or_else(|| panic!("deploy/rbac.yaml has no {kind} gitseal-agent"))
-    };
-    let pp = PatchParams::apply(TEST_MANAGER).force();
-    let subject =
-        json!([{"kind": "ServiceAccount", "name": "gitseal-agent", "namespace": agent_ns}]);
-    // The ClusterRole under a name of its own, so tests do not share it.
-    let role_name = format!("gitseal-agent-{agent_ns}");
-    let mut cr = find("ClusterRole");
-    cr["metadata"] = json!({"name": role_name});
-    let crs: Api<ClusterRole> = Api::all(client.clone());
-    crs.patch(&role_name, &pp, &Patch::Apply(&cr))
-        .await
-        .expect("cluster role");
-    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
-    let crb = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": role_name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": subject,
-    });
-    crbs.patch(&role_name, &pp, &Patch::Apply(&crb))
-        .await
-        .expect("cluster role binding");
-    let mut role = find("Role");
-    role["metadata"] = json!({"name": "gitseal-agent", "namespace": agent_ns});
-    let roles: Api<Role> = Api::namespaced(client.clone(), agent_ns);
-    roles
-        .patch("gitseal-agent", &pp, &Patch::Apply(&role))
-        .await
-        .expect("role");
-    let rbs: Api<RoleBinding> = Api::namespaced(client.clone(), agent_ns);
-    let rb = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": "gitseal-agent", "namespace": agent_ns},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gitseal-agent"},
-        "subjects": subject,
-    });
-    rbs.patch("gitseal-agent", &pp, &Patch::Apply(&rb))
-        .await
-        .expect("role binding");
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), agent_ns);
-    sas.patch(
-        "gitseal-agent",
-        &pp,
-        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                             "metadata": {"name": "gitseal-agent"}})),
-    )
-    .await
-    .expect("service account");
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let token = sas
-        .create_token_request("gitseal-agent", &Default::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("token status")
-        .token
-        .expect("token");
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {
-            "server": cp.server(), "certificate-authority": cp.ca_file()}}],
-        "users": [{"name": "gitseal-agent", "user": {"token": token}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "gitseal-agent"}}],
-        "current-context": "test",
-    });
-    let path = dir.join("agent.kubeconfig");
-    std::fs::write(&path, serde_json::to_string(&kubeconfig).expect("json")).expect("kubeconfig");
-    path
-}
-
 async fn start(prefix: &str) -> Env {
     start_with(prefix, false).await
 }
@@ -146,7 +49,7 @@ async fn start_with(prefix: &str, least_privilege: bool) -> Env {
     add_sealing_key(&client, &agent_ns, &key).await;
 
     let kubeconfig = if least_privilege {
-        least_privilege_kubeconfig(&client, &agent_ns, t.work.path()).await
+        t.agent_kubeconfig(AgentRbac::OwnNeedsOnly).await
     } else {
         t.cp.kubeconfig_path().to_owned()
     };

@@ -46,7 +46,7 @@ impl Resealer {
                     .into()
             }),
             Resealer::Cluster(c) => c
-                .reseal(sealed, recipients)
+                .reseal(sealed)
                 .map_err(|e| anyhow::anyhow!("{}: document {}: {e:#}", doc.source, doc.index)),
         }
     }
@@ -69,6 +69,7 @@ pub fn run(args: ResealArgs) -> Result<()> {
         ProgressBar::hidden()
     };
     let (mut changed, mut sealed_total, mut failures) = (0usize, 0usize, 0usize);
+    let mut rules_noted = false;
     for file in &files {
         bar.inc(1);
         let name = shown(file);
@@ -78,17 +79,16 @@ pub fn run(args: ResealArgs) -> Result<()> {
             if !docs.iter().any(|d| d.is_sealed_secret()) {
                 return Ok(None);
             }
-            let recipients = match recipients_for(&args.recipients, Some(file)) {
-                // Through the cluster, no recipients at all means the agent's newest key.
-                Err(_)
-                    if args.cluster
-                        && args.recipients.recipients.is_empty()
-                        && args.recipients.recipient_files.is_empty()
-                        && crate::io::find_rules(file.parent().unwrap_or(file))?.is_none() =>
-                {
-                    Vec::new()
+            // Through the cluster the agent decides the recipients (its newest key and its
+            // escrow keys); a request never names any.
+            let recipients = if args.cluster {
+                if !rules_noted && crate::io::find_rules(file.parent().unwrap_or(file))?.is_some() {
+                    rules_noted = true;
+                    bar.suspend(|| eprintln!("note: --cluster seals to the cluster's newest key (and the agent's escrow keys) only, not to the recipients of .gitseal.yaml; `gitseal check` reports files whose recipients differ from the rules"));
                 }
-                r => r?,
+                Vec::new()
+            } else {
+                recipients_for(&args.recipients, Some(file))?
             };
             let mut n = 0;
             for doc in docs.iter_mut().filter(|d| d.is_sealed_secret()) {
@@ -142,8 +142,8 @@ pub fn run(args: ResealArgs) -> Result<()> {
 }
 
 /// `gitseal reseal --cluster`: one ResealRequest per SealedSecret, answered by the agent
-/// with new ciphertexts; plaintext never leaves the cluster. Whoever RBAC lets create
-/// ResealRequests in the agent namespace may re-seal.
+/// with new ciphertexts for its newest key and escrow keys; plaintext never leaves the
+/// cluster. Whoever RBAC lets create ResealRequests in the agent namespace may re-seal.
 struct ClusterResealer {
     rt: tokio::runtime::Runtime,
     api: Api<ResealRequest>,
@@ -161,12 +161,9 @@ impl ClusterResealer {
         })
     }
 
-    /// Re-seals `sealed` through the agent; whether any ciphertext changed.
-    fn reseal(
-        &mut self,
-        sealed: &mut SealedSecret,
-        recipients: &[gitseal::PublicKey],
-    ) -> Result<bool> {
+    /// Re-seals `sealed` through the agent (to the keys it chooses); whether any
+    /// ciphertext changed.
+    fn reseal(&mut self, sealed: &mut SealedSecret) -> Result<bool> {
         let data: BTreeMap<String, String> = sealed
             .encrypted_data
             .iter()
@@ -184,7 +181,7 @@ impl ClusterResealer {
                     scope: Some(sealed.scope.to_string()),
                     encrypted_data: data.clone(),
                 }],
-                recipients: recipients.iter().map(ToString::to_string).collect(),
+                recipients: Vec::new(),
             },
             status: None,
         };

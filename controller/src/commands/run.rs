@@ -19,6 +19,9 @@ use crate::serve::metrics::Metrics;
 /// `gitseal-agent run`: every controller, the key manager and the HTTP endpoints, until a
 /// shutdown signal.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let escrow =
+        reseal_request::escrow_recipients(&args.escrow_recipients, &args.escrow_recipient_files)
+            .map_err(anyhow::Error::msg)?;
     let counters = Arc::new(ApiCounters::default());
     let config = kube::Config::infer()
         .await
@@ -51,6 +54,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         client: client.clone(),
         namespace: args.namespace.clone(),
         keys: key_store.clone(),
+        escrow,
     });
     let sealed_ctx = Arc::new(
         sealed_secret::Context::new(client.clone(), args.namespace.clone())

@@ -1,9 +1,17 @@
 //! Re-sealing through the cluster: the agent answers `ResealRequest` objects in its own
-//! namespace by opening each value with its keys and sealing it again to the requested (or
-//! its newest) public keys. Plaintext never leaves the agent; who may re-seal is whoever
-//! RBAC lets create ResealRequests there.
+//! namespace by opening each value with its keys and sealing it again to its newest active key
+//! and the escrow keys of its own configuration (`--escrow-recipient`). Plaintext never leaves
+//! the agent; who may re-seal is whoever RBAC lets create ResealRequests there.
+//!
+//! A request never chooses the recipients: one that names any is refused. Were it honoured,
+//! anyone allowed to re-seal could have any value sealed to a key of their own and open it.
+//! Nor can a request move a value: each value opens only under the binding it was sealed with
+//! (scope, namespace, name, key; checked under the age header MAC), and is sealed again under
+//! that same binding.
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -23,6 +31,39 @@ pub struct Context {
     pub client: kube::Client,
     pub namespace: String,
     pub keys: KeyStore,
+    /// Escrow keys every answer is also sealed to: from the agent's flags only.
+    pub escrow: Vec<PublicKey>,
+}
+
+/// The escrow keys named by `--escrow-recipient` and `--escrow-recipients-file`; keys whose
+/// private half is published (docs/FORMAT.md test keys, keys.example placeholders) are
+/// refused. Errors name the flag, file and line, never the line's text.
+pub fn escrow_recipients(keys: &[String], files: &[PathBuf]) -> Result<Vec<PublicKey>, String> {
+    let usable = |k: PublicKey| k.check_usable().map(|()| k).map_err(|e| e.to_string());
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let key = k
+            .trim()
+            .parse::<PublicKey>()
+            .map_err(|e| e.to_string())
+            .and_then(usable)
+            .map_err(|e| format!("--escrow-recipient #{}: {e}", i + 1))?;
+        out.push(key);
+    }
+    for file in files {
+        let what = format!("--escrow-recipients-file {}", file.display());
+        let limit = gitseal::rules::MAX_RECIPIENTS_FILE_BYTES;
+        let mut text = String::new();
+        std::fs::File::open(file)
+            .and_then(|f| f.take(limit as u64 + 1).read_to_string(&mut text))
+            .map_err(|e| format!("{what}: {e}"))?;
+        for key in
+            gitseal::rules::parse_recipients_file(&text).map_err(|e| format!("{what}: {e}"))?
+        {
+            out.push(usable(key).map_err(|e| format!("{what}: {e}"))?);
+        }
+    }
+    Ok(out)
 }
 
 impl std::fmt::Debug for Context {
@@ -74,26 +115,27 @@ fn reseal_item(
         .collect())
 }
 
+/// Why a request that names recipients is refused (its status says so).
+pub const RECIPIENTS_REFUSED: &str = "spec.recipients is refused: the agent re-seals only to its own newest active key and the escrow keys its configuration names (--escrow-recipient), never to keys a request names; to seal to other keys, re-seal offline (gitseal reseal -i IDENTITY -r AGE1...)";
+
+/// What the answer is sealed to: the newest active key, then the escrow keys.
+fn recipients(rr: &ResealRequest, ctx: &Context) -> Result<Vec<PublicKey>, String> {
+    if !rr.spec.recipients.is_empty() {
+        return Err(RECIPIENTS_REFUSED.to_owned());
+    }
+    let newest = ctx
+        .keys
+        .snapshot()
+        .newest_active()
+        .ok_or_else(|| "the agent has no active key".to_owned())
+        .and_then(|k| k.public_key.parse::<PublicKey>().map_err(|e| e.to_string()))?;
+    Ok(std::iter::once(newest)
+        .chain(ctx.escrow.iter().cloned())
+        .collect())
+}
+
 fn answer(rr: &ResealRequest, ctx: &Context) -> ResealRequestStatus {
-    let recipients: Result<Vec<PublicKey>, String> = if rr.spec.recipients.is_empty() {
-        ctx.keys
-            .snapshot()
-            .newest_active()
-            .ok_or_else(|| "the agent has no active key".to_owned())
-            .and_then(|k| k.public_key.parse::<PublicKey>().map_err(|e| e.to_string()))
-            .map(|k| vec![k])
-    } else {
-        rr.spec
-            .recipients
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                r.parse::<PublicKey>()
-                    .map_err(|e| format!("recipients[{i}]: {e}"))
-            })
-            .collect()
-    };
-    let recipients = match recipients {
+    let recipients = match recipients(rr, ctx) {
         Ok(r) => r,
         Err(error) => {
             return ResealRequestStatus {
@@ -136,6 +178,7 @@ async fn reconcile(rr: Arc<ResealRequest>, ctx: Arc<Context>) -> Result<Action, 
     tracing::info!(
         request = %rr.name_any(),
         items = rr.spec.items.len(),
+        names_recipients = !rr.spec.recipients.is_empty(),
         ok = status.error.is_none(),
         "reseal request answered"
     );

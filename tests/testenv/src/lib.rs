@@ -26,6 +26,7 @@
 //! launcher kills etcd and the Kubernetes components and removes its temporary directory.
 
 pub mod e2e;
+pub mod rbac;
 
 use std::collections::VecDeque;
 use std::fmt;

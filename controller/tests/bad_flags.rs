@@ -1,0 +1,79 @@
+//! `gitseal-agent run` refuses bad flags before it touches a cluster: exit 1, the flag (and
+//! file and line) named, nothing of a file's content echoed.
+
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gitseal-agent"))
+        .arg("run")
+        .args(args)
+        .current_dir(dir)
+        // No cluster: the flags must be refused before one is looked for.
+        .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .expect("gitseal-agent runs")
+}
+
+#[test]
+fn bad_escrow_recipients_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let placeholder = gitseal::keys::placeholder("escrow").to_string();
+    let private = gitseal::SecretKey::generate();
+    let private_line = {
+        use secrecy::ExposeSecret;
+        private.to_secret_string().expose_secret().to_owned()
+    };
+    std::fs::write(dir.path().join("private.txt"), format!("{private_line}\n")).expect("write");
+    std::fs::write(dir.path().join("empty.txt"), "# nothing\n").expect("write");
+    std::fs::write(dir.path().join("huge.txt"), "#".repeat(70 * 1024)).expect("write");
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "not a key",
+            &["--escrow-recipient", "age1nope"],
+            &["--escrow-recipient #1"],
+        ),
+        (
+            "a keys.example placeholder",
+            &["--escrow-recipient", &placeholder],
+            &["--escrow-recipient #1", "placeholder"],
+        ),
+        (
+            "a missing file",
+            &["--escrow-recipients-file", "missing.txt"],
+            &["--escrow-recipients-file missing.txt"],
+        ),
+        (
+            "a private key in the file",
+            &["--escrow-recipients-file", "private.txt"],
+            &["private.txt", "line 1", "private key"],
+        ),
+        (
+            "a file without keys",
+            &["--escrow-recipients-file", "empty.txt"],
+            &["empty.txt", "no public keys"],
+        ),
+        (
+            "a file over 64 KiB",
+            &["--escrow-recipients-file", "huge.txt"],
+            &["huge.txt", "64 KiB"],
+        ),
+    ];
+    for (what, args, wanted) in cases {
+        let out = run(args, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        for w in *wanted {
+            assert!(err.contains(w), "{what}: {w:?} missing from {err}");
+        }
+        assert!(
+            !err.contains("AGE-SECRET-KEY"),
+            "{what}: echoed a key: {err}"
+        );
+        assert!(
+            !err.contains("no cluster configuration"),
+            "{what}: looked for a cluster first: {err}"
+        );
+    }
+}
