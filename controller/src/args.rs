@@ -63,11 +63,16 @@ pub struct RunArgs {
     /// A file of escrow keys, one age1… per line (`#` comments); repeatable.
     #[arg(long = "escrow-recipients-file", value_name = "FILE")]
     pub escrow_recipient_files: Vec<PathBuf>,
+    /// Allow GitSyncs with `file://` URLs and local paths. They read the agent's own file
+    /// system (other sources' clones, its token), so only for tests and local quick starts.
+    #[arg(long)]
+    pub allow_local_sources: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Repository URL (https, ssh, file, or a local path).
+    /// Repository URL (https, ssh, git, file, or a local path: `sync` is run by an operator,
+    /// so local sources are allowed).
     #[arg(long)]
     pub url: String,
     /// Branch to follow (`main`, `branch:NAME`); `tag:NAME` for a tag; a 40-hex id for a commit.

@@ -19,6 +19,7 @@ fn source(url: &str, reference: GitRef, auth: GitAuth) -> GitSource {
         reference,
         auth,
         timeout: Duration::from_secs(60),
+        allow_local: true,
     }
 }
 

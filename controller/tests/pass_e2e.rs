@@ -103,6 +103,7 @@ impl Harness {
                     reference: GitRef::Branch("main".into()),
                     auth: GitAuth::None,
                     timeout: Duration::from_secs(60),
+                    allow_local: true,
                 },
                 path: "apps".into(),
                 timeout: Duration::from_secs(60),

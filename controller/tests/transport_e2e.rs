@@ -34,6 +34,7 @@ fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
             reference: GitRef::Branch("main".into()),
             auth,
             timeout: Duration::from_secs(30),
+            allow_local: false,
         },
         path: "apps".into(),
         timeout: Duration::from_secs(30),

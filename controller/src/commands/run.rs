@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context as _, Result};
 
 use crate::args::RunArgs;
+use crate::controllers::gitsync::SourcePolicy;
 use crate::controllers::sealing_keys::KeyManager;
 use crate::controllers::{gitsync, reseal_request, sealed_secret};
 use crate::keys::{KeyStore, KeyUsage};
@@ -68,6 +69,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             args.cache_dir.clone(),
             args.concurrency,
         )
+        .with_policy(SourcePolicy {
+            allow_local_sources: args.allow_local_sources,
+        })
         .with_keys(key_store, key_usage),
     );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -29,6 +29,8 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             reference: args.git_ref.clone(),
             auth: GitAuth::None,
             timeout: args.timeout,
+            // The operator's own URL, on the operator's own machine.
+            allow_local: true,
         },
         path: args.path.clone(),
         timeout: args.timeout,

@@ -92,9 +92,18 @@ impl PassError {
             PassError::Apply(e) => e.kind(),
         }
     }
+    /// Whether the GitSync is stuck until something changes (kstatus `Stalled`): everything
+    /// but a fetch that may work next time.
+    pub fn stalls(&self) -> bool {
+        match self {
+            PassError::Fetch(e) => e.is_refusal(),
+            _ => true,
+        }
+    }
     /// The condition reason (kstatus style, CamelCase).
     pub fn reason(&self) -> &'static str {
         match self {
+            PassError::Fetch(e) if e.is_refusal() => "SourceRefused",
             PassError::Fetch(_) => "FetchFailed",
             PassError::Render(_) => "RenderFailed",
             PassError::Decrypt(_) => "DecryptFailed",

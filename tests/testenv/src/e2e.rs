@@ -176,7 +176,9 @@ impl AgentTest {
 
     /// Starts the agent with the admin kubeconfig, keys in the agent namespace, answering the
     /// app namespace only, its log and git cache in the work folder (see
-    /// [`AgentProcess::start`] for `agent`).
+    /// [`AgentProcess::start`] for `agent`), and `--allow-local-sources`: the GitSyncs of
+    /// [`AgentTest::apply_gitsync`] name `file://` repositories. Tests of the refusal start
+    /// the agent with [`AgentProcess::start`].
     pub fn start_agent(
         &self,
         agent: impl FnOnce(&[String]) -> Command,
@@ -188,7 +190,9 @@ impl AgentTest {
             watch_namespace: &self.app_ns,
             dir: self.work.path(),
         };
-        AgentProcess::start(agent, setup, extra)
+        let mut flags = vec!["--allow-local-sources"];
+        flags.extend_from_slice(extra);
+        AgentProcess::start(agent, setup, &flags)
     }
 
     /// Applies the GitSync `apps` in the app namespace: branch `main` of the repository at

@@ -23,11 +23,19 @@ use crate::keys::{KeyStore, KeyUsage};
 use crate::kube_error::kube_message;
 use crate::serve::events::{event_recorder, publish};
 use crate::serve::metrics::Metrics;
-use crate::sync::pass::{PassError, SyncState, run_pass};
+use crate::sync::pass::{SyncState, run_pass};
 use source::sync_spec;
 
 /// A GitSync's namespace and name.
 type SourceKey = (String, String);
+
+/// What the agent's admin allows the GitSyncs it answers, whoever wrote them: the lockdown
+/// flags of `gitseal-agent run`. A GitSync's own spec can narrow these, never widen them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourcePolicy {
+    /// `--allow-local-sources`: `file://` URLs and local paths.
+    pub allow_local_sources: bool,
+}
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -37,6 +45,8 @@ pub struct Context {
     pub namespace: String,
     pub cache_dir: PathBuf,
     pub concurrency: usize,
+    /// What the agent's admin allows every GitSync (`run`'s flags).
+    pub policy: SourcePolicy,
     pub recorder: Recorder,
     /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
     /// pass), and where to record which key each SealedSecret needs.
@@ -65,10 +75,17 @@ impl Context {
             namespace,
             cache_dir,
             concurrency,
+            policy: SourcePolicy::default(),
             recorder,
             keys: None,
             states: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Applies the admin's `policy` to every GitSync.
+    pub fn with_policy(mut self, policy: SourcePolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Uses `keys` for every pass instead of listing the key Secrets each time, and records
@@ -130,7 +147,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::await_change());
     }
-    let (spec, interval) = match sync_spec(&ctx.client, &gs).await {
+    let (spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
         Ok(s) => s,
         Err(msg) => {
             let mut status = old.clone();
@@ -241,7 +258,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             let msg = e.to_string();
             tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %msg, kind = e.kind(), "pass failed");
             // A source that cannot be fetched may come back; anything else needs a change.
-            let stalled = !matches!(e, PassError::Fetch(_));
+            let stalled = e.stalls();
             status.conditions = vec![condition(READY, false, e.reason(), &msg, generation)];
             if stalled {
                 status

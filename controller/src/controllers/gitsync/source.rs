@@ -14,6 +14,8 @@ use crate::kube_error::kube_message;
 use crate::sync::git::{GitAuth, GitRef, GitSource};
 use crate::sync::pass::SyncSpec;
 
+use super::SourcePolicy;
+
 fn duration(s: Option<&str>, default: Duration, field: &str) -> Result<Duration, String> {
     match s {
         None | Some("") => Ok(default),
@@ -80,6 +82,7 @@ fn git_ref(gs: &GitSync) -> Result<GitRef, String> {
 pub async fn sync_spec(
     client: &kube::Client,
     gs: &GitSync,
+    policy: &SourcePolicy,
 ) -> Result<(SyncSpec, Duration), String> {
     let ns = gs.namespace().unwrap_or_default();
     let interval = duration(
@@ -97,6 +100,7 @@ pub async fn sync_spec(
         reference: git_ref(gs)?,
         auth: auth(client, &ns, gs).await?,
         timeout,
+        allow_local: policy.allow_local_sources,
     };
     Ok((
         SyncSpec {

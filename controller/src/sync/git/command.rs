@@ -43,7 +43,7 @@ impl Git {
         let home = private.join("home");
         std::fs::create_dir(&home).map_err(io("private HOME"))?;
         let mut config: Vec<(String, String)> = vec![("protocol.allow".into(), "never".into())];
-        for p in ["https", "http", "ssh", "git", "file"] {
+        for p in remote.protocols() {
             config.push((format!("protocol.{p}.allow"), "always".into()));
         }
         for (k, v) in [

@@ -39,6 +39,11 @@ pub enum GitError {
         context: String,
         error: std::io::Error,
     },
+    /// A `file://` URL or local path while local sources are not allowed.
+    #[error(
+        "{url}: file:// URLs and local paths are refused: they read the agent's own file system (other sources' clones, its service account token); a cluster admin may start the agent with --allow-local-sources (tests, local quick starts)"
+    )]
+    LocalSourceRefused { url: String },
     #[error("{url}: git {command} failed: {stderr}")]
     Git {
         url: String,
@@ -58,8 +63,15 @@ impl GitError {
             GitError::RefNotFound { .. } => "ref_not_found",
             GitError::Timeout { .. } => "timeout",
             GitError::Io { .. } => "io",
+            GitError::LocalSourceRefused { .. } => "local_source_refused",
             GitError::Git { .. } => "git",
         }
+    }
+
+    /// A rule refused the source: retrying cannot help until its spec or the agent's flags
+    /// change.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, GitError::LocalSourceRefused { .. })
     }
 }
 

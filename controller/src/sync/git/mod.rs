@@ -9,9 +9,15 @@
 //! Isolation: every git command starts from an empty environment plus an allow-list (`PATH`,
 //! proxy and CA variables), `HOME` pointing at a private temporary folder, no system or global
 //! git config, no terminal prompts, no askpass, `LC_ALL=C` (stable messages to classify), and
-//! only the transports `https`, `http`, `ssh`, `git` and `file` allowed. Symlinks are checked
-//! out as plain files holding the link text (`core.symlinks=false`), so a repository cannot
-//! point the renderer at files outside its work tree.
+//! only the source's own transport allowed (an https source cannot be steered to `file://`,
+//! `ext::` or ssh). Symlinks are checked out as plain files holding the link text
+//! (`core.symlinks=false`), so a repository cannot point the renderer at files outside its
+//! work tree.
+//!
+//! Local sources (`file://` URLs and paths) read the agent's own file system: other sources'
+//! clones, mounted tokens. Whoever may write a GitSync must not reach them, so they are
+//! refused unless the source says local sources are allowed ([`GitSource::allow_local`]:
+//! `run --allow-local-sources`, and `sync`, whose URL is the operator's own).
 //!
 //! Credentials never appear on a command line, in a URL stored in the clone's config, in an
 //! error message or in a log:
@@ -52,7 +58,7 @@ pub use remote::{GitAuth, redact_url};
 
 use command::Git;
 use error::io;
-use remote::{Remote, check_auth, parse_remote};
+use remote::{Remote, Transport, check_auth, parse_remote};
 
 /// One git source: where, which revision, how to authenticate, and how long any single git
 /// command may take.
@@ -63,6 +69,8 @@ pub struct GitSource {
     pub reference: GitRef,
     pub auth: GitAuth,
     pub timeout: Duration,
+    /// Whether `file://` URLs and local paths may be fetched (the `file` transport).
+    pub allow_local: bool,
 }
 
 impl fmt::Debug for GitSource {
@@ -72,6 +80,7 @@ impl fmt::Debug for GitSource {
             .field("reference", &self.reference)
             .field("auth", &self.auth)
             .field("timeout", &self.timeout)
+            .field("allow_local", &self.allow_local)
             .finish()
     }
 }
@@ -112,6 +121,11 @@ impl GitSource {
     pub async fn fetch(&self, cache_dir: &Path) -> Result<Checkout, GitError> {
         let reference = self.reference.validated()?;
         let remote = parse_remote(&self.url)?;
+        if remote.transport == Transport::File && !self.allow_local {
+            return Err(GitError::LocalSourceRefused {
+                url: remote.display,
+            });
+        }
         check_auth(&remote, &self.auth)?;
         let cache_dir = std::path::absolute(cache_dir).map_err(io("cache folder"))?;
         tokio::fs::create_dir_all(&cache_dir)
@@ -175,6 +189,7 @@ mod tests {
             reference: GitRef::Branch(r.into()),
             auth: GitAuth::None,
             timeout: Duration::from_secs(1),
+            allow_local: false,
         };
         let base = Path::new("/c");
         assert_eq!(
@@ -198,6 +213,7 @@ mod tests {
             reference: GitRef::Branch("main".into()),
             auth: GitAuth::Token(SecretString::from("CANARY")),
             timeout: Duration::from_secs(1),
+            allow_local: false,
         };
         assert!(!format!("{s:?}").contains("CANARY"));
     }

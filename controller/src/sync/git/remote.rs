@@ -91,6 +91,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl Remote {
+    /// The git protocols (`protocol.<name>.allow`) this source needs: its own and no other.
+    pub(super) fn protocols(&self) -> &'static [&'static str] {
+        match self.transport {
+            Transport::Http
+                if self
+                    .url
+                    .get(..6)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https:")) =>
+            {
+                &["https"]
+            }
+            Transport::Http => &["http"],
+            Transport::Ssh => &["ssh"],
+            Transport::Git => &["git"],
+            Transport::File => &["file"],
+        }
+    }
+}
+
 pub(super) fn parse_remote(url: &str) -> Result<Remote, GitError> {
     let invalid = |why: &str| {
         Err(GitError::Invalid(format!(
@@ -269,6 +289,7 @@ mod tests {
             reference: GitRef::Branch("main".into()),
             auth,
             timeout: Duration::from_secs(5),
+            allow_local: false,
         };
         let token = GitAuth::Token(SecretString::from("t"));
         let ssh = GitAuth::Ssh {
