@@ -43,9 +43,11 @@ pub struct RunArgs {
     /// Address for /healthz and /readyz (may equal --metrics-addr).
     #[arg(long, default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,
-    /// Folder for git clones, reused between passes.
-    #[arg(long, default_value = "/tmp/gitseal-agent")]
-    pub cache_dir: PathBuf,
+    /// Folder for git clones, reused between passes; private to the agent's user (created
+    /// 0700; refused when another user owns it or may write to it). Default:
+    /// `$XDG_CACHE_HOME/gitseal-agent`, else `~/.cache/gitseal-agent`.
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
     /// Objects applied at once within a stage.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -114,7 +116,9 @@ pub struct SyncArgs {
     /// The agent's namespace: sealing keys and the inventory live here.
     #[arg(long, env = "GITSEAL_NAMESPACE", default_value = "gitseal-system")]
     pub namespace: String,
-    /// Folder for the git clone, reused between passes.
+    /// Folder for the git clone, reused between passes; private to the agent's user (created
+    /// 0700; refused when another user owns it or may write to it). Default:
+    /// `$XDG_CACHE_HOME/gitseal-agent`, else `~/.cache/gitseal-agent`.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 8)]

@@ -1,12 +1,15 @@
 //! The source-side trust boundaries of `gitseal-agent` (issue 8), each against the real
 //! control plane with real git servers on loopback, the agent as a process:
 //!
-//! - `file://` URLs and local paths need `--allow-local-sources`.
+//! - `file://` URLs and local paths need `--allow-local-sources`;
+//! - the git cache must be private, and git never runs a program a cache's config names.
 //!
 //! Every refusal is in the GitSync's status and a Warning Event.
 
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gitseal_api::GitSync;
@@ -15,7 +18,7 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
-use support::{AgentProcess, AgentSetup, AgentTest, TestRepo, agent_binary};
+use support::{AgentProcess, AgentSetup, AgentTest, TestRepo, agent_binary, git};
 
 const MANAGER: &str = "gitseal-test";
 /// How long a GitSync may take to show the expected state.
@@ -209,4 +212,257 @@ async fn local_sources_need_the_agent_flag() {
     wait_ready(&t, "fileurl").await;
     wait_ready(&t, "path").await;
     assert!(configmap_exists(&t, "local-cm").await);
+}
+
+/// One program git would run if it read the hostile cache's config: it records that it ran.
+fn marker_script(bin: &Path, markers: &Path, name: &str, then: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = bin.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$0 $*\" >> '{}'\n{then}\n",
+            markers.join(name).display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// A bare clone at `<cache>/<key>/git` whose config and hooks run the marker scripts: an fsmonitor,
+/// hooks, a smudge filter (the repository's .gitattributes names it), an upload-pack
+/// command and an alternate refs command.
+fn plant_hostile_clone(cache: &Path, key: &str, work: &Path, source: &TestRepo) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin = work.join("bin");
+    let markers = work.join("markers");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    std::fs::create_dir_all(&markers).expect("mkdir");
+    let fsmonitor = marker_script(&bin, &markers, "fsmonitor", "exit 1");
+    let smudge = marker_script(&bin, &markers, "smudge", "exec cat");
+    let upload = marker_script(&bin, &markers, "uploadpack", "exec git-upload-pack \"$@\"");
+    let alternates = marker_script(&bin, &markers, "alternate-refs", "exit 0");
+    let hooks = work.join("hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    for hook in ["post-checkout", "reference-transaction", "pre-auto-gc"] {
+        let p = marker_script(&bin, &markers, hook, "exit 0");
+        std::fs::copy(&p, hooks.join(hook)).expect("hook");
+        std::fs::set_permissions(hooks.join(hook), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    let root = cache.join(key);
+    let git_dir = root.join("git");
+    std::fs::create_dir_all(root.join("tree")).expect("mkdir");
+    git(
+        cache,
+        &["init", "-q", "--bare", &git_dir.display().to_string()],
+    );
+    std::fs::write(
+        git_dir.join("config"),
+        format!(
+            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\tfsmonitor = {}\n\thooksPath = {}\n\talternateRefsCommand = {}\n[filter \"evil\"]\n\tsmudge = {}\n[remote \"origin\"]\n\turl = {}\n\tuploadpack = {}\n",
+            fsmonitor.display(),
+            hooks.display(),
+            alternates.display(),
+            smudge.display(),
+            source.file_url(),
+            upload.display(),
+        ),
+    )
+    .expect("config");
+    std::fs::write(
+        git_dir.join("objects/info/alternates"),
+        format!("{}\n", source.path().join(".git/objects").display()),
+    )
+    .expect("alternates");
+}
+
+fn markers(work: &Path) -> Vec<String> {
+    std::fs::read_dir(work.join("markers"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Makes `dir` and everything below it look like another local user's: owned by uid/gid
+/// 65534 when the test runs as root, and writable by everyone either way.
+fn hand_to_another_user(dir: &Path) -> &'static str {
+    use std::os::unix::fs::PermissionsExt as _;
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let mut stack = vec![dir.to_owned()];
+    while let Some(p) = stack.pop() {
+        if root {
+            std::os::unix::fs::lchown(&p, Some(65534), Some(65534)).expect("chown");
+        }
+        if p.is_dir() && !p.is_symlink() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("ls")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    if root {
+        "owned by uid 65534"
+    } else {
+        "writable by"
+    }
+}
+
+fn sync_command(work: &Path, url: &str, extra: &[&str]) -> Command {
+    let mut args = vec!["sync", "--url", url, "--path", "apps", "--plan"];
+    args.extend_from_slice(extra);
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let mut cmd = agent_binary(&args);
+    cmd.env("TMPDIR", work.join("tmp"))
+        .env("HOME", work.join("home"))
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A local user on the agent's host cannot get code run as the agent through its git cache:
+/// a cache folder that is not private to the agent's user is refused (`sync` and `run`),
+/// `sync`'s default cache is per user, and git never runs the programs a clone's config
+/// names (fsmonitor, hooks, filters, upload-pack, alternate refs command).
+#[tokio::test]
+async fn a_hostile_git_cache_is_refused_and_never_runs_code() {
+    let t = AgentTest::new("cache").await;
+    let work = t.work.path();
+    std::fs::create_dir_all(work.join("tmp")).expect("mkdir");
+    std::fs::create_dir_all(work.join("home")).expect("mkdir");
+    let source = TestRepo::named("cached");
+    source.write("apps/cm.yaml", &configmap(&t.app_ns, "cached-cm", "c"));
+    source.write(".gitattributes", "* filter=evil\n");
+    source.commit("with attributes");
+    let url = source.file_url();
+
+    // The cache key of this source: what a first `sync` creates.
+    let scratch = work.join("scratch");
+    let out = sync_command(work, &url, &["--cache-dir", &scratch.display().to_string()])
+        .output()
+        .expect("sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = std::fs::read_dir(&scratch)
+        .expect("scratch cache")
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("a clone");
+
+    // Another user pre-created the old shared default, $TMPDIR/gitseal-agent-cache.
+    let shared = work.join("tmp/gitseal-agent-cache");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    plant_hostile_clone(&shared, &key, &work.join("attacker"), &source);
+    let why = hand_to_another_user(&shared);
+    let out = sync_command(work, &url, &[]).output().expect("sync");
+    assert!(
+        markers(&work.join("attacker")).is_empty(),
+        "git ran the attacker's programs: {:?}\n{}",
+        markers(&work.join("attacker")),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the per-user default cache works: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        work.join("home/.cache/gitseal-agent").is_dir(),
+        "sync's default cache is below $HOME/.cache"
+    );
+
+    // Named explicitly, it is refused, by `sync` and by `run`.
+    let shown = shared.display().to_string();
+    let out = sync_command(work, &url, &["--cache-dir", &shown])
+        .output()
+        .expect("sync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&shown) && stderr.contains(why),
+        "names the folder and why: {stderr}"
+    );
+    let run_args: Vec<String> = [
+        "run",
+        "--namespace",
+        &t.agent_ns,
+        "--watch-namespace",
+        &t.app_ns,
+        "--health-addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--cache-dir",
+        &shown,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let mut run = agent_binary(&run_args)
+        .env("KUBECONFIG", t.cp.kubeconfig_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = run.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("`run` with another user's cache folder kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&shown) && stderr.contains(why),
+        "names the folder and why: {stderr}"
+    );
+    assert!(markers(&work.join("attacker")).is_empty());
+
+    // The agent's own private cache, its clone's config rewritten behind its back: git runs
+    // none of what that config names either.
+    let own = work.join("own");
+    std::fs::create_dir(&own).expect("mkdir");
+    std::fs::set_permissions(&own, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    plant_hostile_clone(&own, &key, &work.join("planted"), &source);
+    let out = sync_command(work, &url, &["--cache-dir", &own.display().to_string()])
+        .output()
+        .expect("sync");
+    assert!(
+        markers(&work.join("planted")).is_empty(),
+        "git ran programs named by the clone's config: {:?}",
+        markers(&work.join("planted"))
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cached-cm"),
+        "the plan shows the source's objects"
+    );
 }

@@ -20,6 +20,7 @@ use crate::serve::metrics::Metrics;
 /// `gitseal-agent run`: every controller, the key manager and the HTTP endpoints, until a
 /// shutdown signal.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let cache_dir = super::sync::cache_dir(args.cache_dir.as_deref())?;
     let escrow =
         reseal_request::escrow_recipients(&args.escrow_recipients, &args.escrow_recipient_files)
             .map_err(anyhow::Error::msg)?;
@@ -66,7 +67,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             client,
             metrics,
             args.namespace.clone(),
-            args.cache_dir.clone(),
+            cache_dir,
             args.concurrency,
         )
         .with_policy(SourcePolicy {

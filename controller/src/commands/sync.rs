@@ -11,16 +11,25 @@ use crate::args::SyncArgs;
 use crate::keys::store::load_ring;
 use crate::kube_error::kube_message;
 use crate::serve::api_counters::{ApiCounters, counting_client};
-use crate::sync::git::{GitAuth, GitSource};
+use crate::sync::git::{GitAuth, GitSource, default_cache_dir, private_cache_dir};
 use crate::sync::inventory;
 use crate::sync::pass::{SyncSpec, SyncState, plan, run_pass};
 
+/// The cache folder to use, private to this user (created, or checked and refused): `given`,
+/// else this user's default. Shared by `run`.
+pub(super) fn cache_dir(given: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    let dir = match given {
+        Some(d) => d.to_owned(),
+        None => default_cache_dir().context(
+            "no --cache-dir, and neither $XDG_CACHE_HOME nor $HOME names a folder for the default",
+        )?,
+    };
+    Ok(private_cache_dir(&dir)?)
+}
+
 /// `gitseal-agent sync`: one source from flags; `--plan` needs no cluster.
 pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("gitseal-agent-cache"));
+    let cache_dir = cache_dir(args.cache_dir.as_deref())?;
     let spec = SyncSpec {
         namespace: args.namespace.clone(),
         name: args.name.clone(),

@@ -1,7 +1,9 @@
 //! The sandboxed git command: every git process of a fetch starts from an empty environment
 //! plus an allow-list, a private `HOME`, no system or global config, no prompts, only the
-//! allowed transports, credentials passed through the environment (never the command line),
-//! a timeout that kills the whole process group, and stderr scrubbed before it is kept.
+//! allowed transports, config forced through the environment so that no config names a
+//! program git runs, credentials passed through the environment (never the command line), a
+//! timeout that kills the whole process group, and stderr scrubbed before it is kept. The
+//! clone's own config is rewritten before every fetch.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -46,15 +48,33 @@ impl Git {
         for p in remote.protocols() {
             config.push((format!("protocol.{p}.allow"), "always".into()));
         }
+        // Command-line config (this environment) wins over the clone's own config, which is
+        // rewritten before every fetch anyway: nothing git-config(1) lets a config run as a
+        // program runs.
         for (k, v) in [
             ("core.symlinks", "false"),
+            // Programs a config could name: fsmonitor, hooks, askpass and credential
+            // helpers, the pager, the alternate refs command. (The git:// proxy is off
+            // through GIT_PROXY_COMMAND; `remote.<name>.uploadpack` is multi-valued, so the
+            // upload-pack a local fetch starts is given on the fetch's command line.)
+            ("core.fsmonitor", "false"),
             ("core.hooksPath", "/dev/null"),
             ("core.askPass", ""),
             ("credential.helper", ""),
+            ("core.pager", "cat"),
+            ("core.alternateRefsCommand", "true"),
+            // Filter, diff and merge drivers are named by attributes and defined only in
+            // config: no attributes file beyond the repository's own, no driver defined.
+            ("core.attributesFile", "/dev/null"),
+            ("core.untrackedCache", "false"),
             ("advice.detachedHead", "false"),
+            // No background or follow-up work after a fetch.
+            ("gc.auto", "0"),
             ("gc.autoDetach", "false"),
+            ("maintenance.auto", "false"),
             ("maintenance.autoDetach", "false"),
             ("fetch.recurseSubmodules", "false"),
+            ("submodule.recurse", "false"),
         ] {
             config.push((k.into(), v.into()));
         }
@@ -131,6 +151,11 @@ impl Git {
             ("GIT_CONFIG_NOSYSTEM", "1".into()),
             ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
             ("GIT_TERMINAL_PROMPT", "0".into()),
+            // Set and empty: core.gitProxy from any config is ignored.
+            ("GIT_PROXY_COMMAND", "".into()),
+            ("GIT_ATTR_NOSYSTEM", "1".into()),
+            ("GIT_NO_REPLACE_OBJECTS", "1".into()),
+            ("GIT_PAGER", "cat".into()),
             ("SSH_ASKPASS_REQUIRE", "never".into()),
             ("LC_ALL", "C".into()),
             ("LANG", "C".into()),
@@ -204,8 +229,7 @@ impl Git {
         } else {
             self.remove_stale_locks();
         }
-        self.run("config", &["config", "remote.origin.url", &self.url], false)
-            .await?;
+        self.reset_clone_config()?;
 
         const TARGET: &str = "refs/gitseal/target";
         let commit = match reference {
@@ -273,6 +297,34 @@ impl Git {
         })
     }
 
+    /// Rewrites the clone's config from scratch (the URL to fetch and nothing else) and
+    /// removes every file in the git folder that could bring in other config, objects or
+    /// attributes. The cache is private, so this only undoes what nobody should have done;
+    /// it keeps a clone that once had something planted from acting on it.
+    fn reset_clone_config(&self) -> Result<(), GitError> {
+        for f in [
+            "config.worktree",
+            "commondir",
+            "objects/info/alternates",
+            "objects/info/http-alternates",
+            "info/attributes",
+        ] {
+            let p = self.git_dir.join(f);
+            if p.symlink_metadata().is_ok() {
+                std::fs::remove_file(&p).map_err(io(format!("cache {}", p.display())))?;
+            }
+        }
+        let quoted = self.url.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!(
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\
+             [remote \"origin\"]\n\turl = \"{quoted}\"\n"
+        );
+        let tmp = self.git_dir.join("config.gitseal-new");
+        std::fs::write(&tmp, text).map_err(io(format!("cache {}", tmp.display())))?;
+        std::fs::rename(&tmp, self.git_dir.join("config"))
+            .map_err(io(format!("cache {}", self.git_dir.display())))
+    }
+
     fn ref_not_found(&self, reference: &GitRef) -> GitError {
         GitError::RefNotFound {
             url: self.display.clone(),
@@ -317,6 +369,7 @@ impl Git {
             "--force",
             "--no-write-fetch-head",
             "--no-recurse-submodules",
+            "--upload-pack=git-upload-pack",
         ];
         all.extend_from_slice(args);
         let _key = match &self.identity {

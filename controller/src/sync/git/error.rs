@@ -39,6 +39,11 @@ pub enum GitError {
         context: String,
         error: std::io::Error,
     },
+    /// The cache folder is not private to the agent's user.
+    #[error(
+        "cache folder {dir} {why}: it must be private to the agent's user (a folder it owns, mode 0700), or another local user could plant a clone whose config runs programs as the agent; remove it, or give --cache-dir a folder of the agent's own"
+    )]
+    UnsafeCache { dir: String, why: String },
     /// A `file://` URL or local path while local sources are not allowed.
     #[error(
         "{url}: file:// URLs and local paths are refused: they read the agent's own file system (other sources' clones, its service account token); a cluster admin may start the agent with --allow-local-sources (tests, local quick starts)"
@@ -64,6 +69,7 @@ impl GitError {
             GitError::Timeout { .. } => "timeout",
             GitError::Io { .. } => "io",
             GitError::LocalSourceRefused { .. } => "local_source_refused",
+            GitError::UnsafeCache { .. } => "unsafe_cache",
             GitError::Git { .. } => "git",
         }
     }

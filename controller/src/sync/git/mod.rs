@@ -34,6 +34,13 @@
 //! - git's stderr is scrubbed (known secret values, URL user info, `Authorization` lines) and
 //!   truncated before it enters an error.
 //!
+//! The cache folder must be private to the agent's user ([`private_cache_dir`], checked on
+//! every fetch): a clone's config names programs git runs, so a clone another local user can
+//! write to runs their code as the agent. Defence in depth besides: config forced through the
+//! environment disables every such program (`core.fsmonitor`, hooks, `uploadpack`, the
+//! alternate refs command, askpass and credential helpers, filter drivers by defining none),
+//! and the clone's config is rewritten from scratch before each fetch.
+//!
 //! Cache layout: `<cache_dir>/<key>/git` (the repository, no work tree inside) and
 //! `<cache_dir>/<key>/tree` (the checked-out files, nothing else), where `<key>` hashes the
 //! URL (credentials removed) and the ref, so two sources on different branches of one
@@ -41,6 +48,7 @@
 //! of the same key; the returned work tree stays as it is until the next fetch of the same
 //! URL and ref.
 
+mod cache;
 mod command;
 mod error;
 mod reference;
@@ -52,6 +60,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+pub use cache::{default_cache_dir, private_cache_dir};
 pub use error::GitError;
 pub use reference::GitRef;
 pub use remote::{GitAuth, redact_url};
@@ -127,10 +136,7 @@ impl GitSource {
             });
         }
         check_auth(&remote, &self.auth)?;
-        let cache_dir = std::path::absolute(cache_dir).map_err(io("cache folder"))?;
-        tokio::fs::create_dir_all(&cache_dir)
-            .await
-            .map_err(io(format!("cache folder {}", cache_dir.display())))?;
+        let cache_dir = private_cache_dir(cache_dir)?;
         let root = self.cache_path(&cache_dir);
         let _lock = self.lock(&root, &remote).await?;
 
