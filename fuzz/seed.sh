@@ -84,6 +84,37 @@ rules:
 EOF
 add rules "$tmp/rules.yaml"
 
+# Key backups: test keys A and B of docs/FORMAT.md as two key Secrets.
+key() { grep -m1 "^$1: " docs/FORMAT.md | cut -d' ' -f2; }
+cat >"$tmp/backup.txt" <<EOF
+# gitseal sealing keys of namespace gitseal-system, 2026-11-27T00:00:00Z
+# restore: gitseal keys restore -i IDENTITY -f THIS-FILE
+# gitseal-key-secret: gitseal-key-acc3b61e active 2026-11-26T00:00:00Z
+# created: 2026-11-26T00:00:00Z
+# public key: $(key A-recipient)
+$(key A)
+# gitseal-key-secret: gitseal-key-89ec433f retired
+$(key B)
+EOF
+add key_backup "$tmp/backup.txt"
+
+# Git refs and source URLs, one per file.
+i=0
+for r in main refs/heads/main branch:main tag:v1.0 refs/tags/v1.0 \
+    commit:0123456789abcdef0123456789abcdef01234567 0123456789ABCDEF0123456789ABCDEF01234567 \
+    0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef release/2026.11; do
+    i=$((i + 1))
+    printf %s "$r" >"$tmp/ref$i"
+    add git_ref "$tmp/ref$i"
+done
+for u in https://git.example.com/team/cluster.git 'https://user:p%40ss@git.example.com:8443/r.git?x=1#f' \
+    ssh://git@git.example.com:2222/team/cluster.git 'ssh://u:pw@h/r' git@github.com:team/cluster.git \
+    git://127.0.0.1/repo file:///srv/git/repo.git /srv/git/repo ../repo ext::sh; do
+    i=$((i + 1))
+    printf %s "$u" >"$tmp/url$i"
+    add git_url "$tmp/url$i"
+done
+
 for d in fuzz/corpus/*/; do
     echo "$d: $(find "$d" -type f | wc -l) file(s)"
 done

@@ -6,6 +6,7 @@
 pub mod format;
 pub mod identity_file;
 pub mod import;
+pub mod key_backup;
 pub mod keys;
 pub mod manifest;
 pub mod rules;

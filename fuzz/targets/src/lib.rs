@@ -10,9 +10,12 @@
 
 use std::sync::OnceLock;
 
+use gitseal::key_backup as backup;
 use gitseal::manifest::{OutputFormat, SealedSecret, Secret, parse_documents, render};
 use gitseal::rules::Rules;
 use gitseal::{Binding, Keyring, OpenError, Scope, SecretKey, inspect, open};
+use gitseal_agent::sync::git::{GitRef, Transport, parse_remote, redact_url};
+use secrecy::ExposeSecret;
 
 /// What a target is: a function of the fuzzer's bytes.
 pub type Target = fn(&[u8]);
@@ -23,6 +26,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sealed_open", sealed_open),
     ("manifest", manifest),
     ("rules", rules),
+    ("key_backup", key_backup),
+    ("git_ref", git_ref),
+    ("git_url", git_url),
 ];
 
 /// Test key A of docs/FORMAT.md (published on purpose): the corpus seeds are its vectors, so
@@ -137,6 +143,73 @@ pub fn rules(data: &[u8]) {
             if let Some(keys) = rules.recipients_for(path) {
                 assert!(!keys.is_empty(), "a matching rule without recipients");
             }
+        }
+    }
+}
+
+/// The key-backup reader (`gitseal keys restore`, after age decryption): what it reads, written
+/// again, reads back the same.
+pub fn key_backup(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(keys) = backup::read(text, &["active", "retired"]) else {
+        return;
+    };
+    let again = backup::read(&backup::write("", &keys), &["active", "retired"]).unwrap();
+    let fields = |k: &backup::BackedUpKey| {
+        (
+            k.secret.clone(),
+            k.state.clone(),
+            k.created.clone(),
+            k.identity.expose_secret().to_owned(),
+        )
+    };
+    assert_eq!(
+        again.iter().map(fields).collect::<Vec<_>>(),
+        keys.iter().map(fields).collect::<Vec<_>>()
+    );
+}
+
+/// `--ref` and `spec.ref` text: what parses prints as text that parses to the same ref.
+pub fn git_ref(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(r) = text.parse::<GitRef>() {
+        let shown = r.to_string();
+        assert_eq!(shown.parse::<GitRef>().ok(), Some(r.clone()), "{shown:?}");
+        let _ = (r.describe(), r.revision(&"0".repeat(40)));
+    }
+}
+
+/// The authority of a `scheme://authority/…` URL.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(&rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())])
+}
+
+/// Source URLs: what git is given and what messages show never carry an http user name or
+/// any password, and messages hold no control characters.
+pub fn git_url(data: &[u8]) {
+    let Ok(url) = std::str::from_utf8(data) else {
+        return;
+    };
+    let shown = redact_url(url);
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    let Ok(remote) = parse_remote(url) else {
+        return;
+    };
+    assert!(!remote.display.chars().any(char::is_control), "{remote:?}");
+    if let Some(a) = authority(&remote.url) {
+        match remote.transport {
+            Transport::Http | Transport::Git => assert!(!a.contains('@'), "{remote:?}"),
+            Transport::Ssh => assert!(
+                a.rsplit_once('@')
+                    .is_none_or(|(user, _)| !user.contains(':')),
+                "{remote:?}"
+            ),
+            Transport::File => {}
         }
     }
 }

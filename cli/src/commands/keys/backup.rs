@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
+use gitseal::key_backup;
 use gitseal_api::names::{
     ACTIVE, CLI_FIELD_MANAGER, CREATED_ANNOTATION, IDENTITY_KEY, RETIRED, SEALING_KEY_LABEL,
 };
@@ -18,9 +19,6 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::args::ClusterArgs;
 use crate::cluster::{api_error, client};
 use crate::io::{read_input, shown, write_private};
-
-/// Starts each key's block in a backup; the rest of the block is its identity file.
-const BACKUP_MARK: &str = "# gitseal-key-secret:";
 
 pub async fn backup(
     c: &ClusterArgs,
@@ -95,11 +93,7 @@ pub async fn backup(
             eprintln!("warning: Secret {name} holds no readable identity; skipped");
             continue;
         }
-        text.push_str(&format!("{BACKUP_MARK} {name} {state} {created}\n"));
-        text.push_str(&identity);
-        if !identity.ends_with('\n') {
-            text.push('\n');
-        }
+        key_backup::write_key(&mut text, &name, &state, &created, &identity);
         n += 1;
     }
     if n == 0 {
@@ -139,46 +133,6 @@ pub async fn backup(
     Ok(())
 }
 
-/// One key Secret from a backup.
-struct Restored {
-    name: String,
-    state: String,
-    created: String,
-    identity: Zeroizing<String>,
-}
-
-fn parse_backup(text: &str) -> Result<Vec<Restored>> {
-    let mut out: Vec<Restored> = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(BACKUP_MARK) {
-            let mut parts = rest.split_whitespace();
-            let (Some(name), Some(state)) = (parts.next(), parts.next()) else {
-                bail!("backup: a `{BACKUP_MARK}` line lacks the Secret name or state");
-            };
-            if gitseal::scope::validate_name(name).is_err() || ![ACTIVE, RETIRED].contains(&state) {
-                bail!("backup: bad `{BACKUP_MARK}` line (name or state)");
-            }
-            out.push(Restored {
-                name: name.to_owned(),
-                state: state.to_owned(),
-                created: parts.next().unwrap_or_default().to_owned(),
-                identity: Zeroizing::new(String::new()),
-            });
-        } else if let Some(cur) = out.last_mut() {
-            cur.identity.push_str(line);
-            cur.identity.push('\n');
-        }
-    }
-    for r in &out {
-        gitseal::keys::read_identity_file(r.identity.as_bytes())
-            .with_context(|| format!("backup: key Secret {}", r.name))?;
-    }
-    if out.is_empty() {
-        bail!("not a gitseal key backup (no `{BACKUP_MARK}` lines)");
-    }
-    Ok(out)
-}
-
 pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Result<()> {
     let raw = read_input(file)?;
     let name = shown(file);
@@ -212,26 +166,32 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
                 .to_owned(),
         )
     };
-    let keys = parse_backup(&text).with_context(|| name.clone())?;
+    let keys = key_backup::read(&text, &[ACTIVE, RETIRED]).with_context(|| name.clone())?;
     let client = client(c).await?;
     let ns = &c.agent_namespace;
     let api: Api<Secret> = Api::namespaced(client, ns);
     for k in &keys {
         let mut secret = Secret {
             metadata: ObjectMeta {
-                name: Some(k.name.clone()),
+                name: Some(k.secret.clone()),
                 labels: Some([(SEALING_KEY_LABEL.to_owned(), k.state.clone())].into()),
                 annotations: (!k.created.is_empty())
                     .then(|| [(CREATED_ANNOTATION.to_owned(), k.created.clone())].into()),
                 ..Default::default()
             },
             type_: Some("Opaque".into()),
-            string_data: Some([(IDENTITY_KEY.to_owned(), k.identity.to_string())].into()),
+            string_data: Some(
+                [(
+                    IDENTITY_KEY.to_owned(),
+                    k.identity.expose_secret().to_owned(),
+                )]
+                .into(),
+            ),
             ..Default::default()
         };
         let result = api
             .patch(
-                &k.name,
+                &k.secret,
                 &PatchParams::apply(CLI_FIELD_MANAGER).force(),
                 &Patch::Apply(&secret),
             )
@@ -244,37 +204,13 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
                 d.values_mut().for_each(|v| v.0.zeroize());
             }
         } else {
-            result.map_err(|e| api_error(e, &format!("writing Secret {}", k.name), ns))?;
+            result.map_err(|e| api_error(e, &format!("writing Secret {}", k.secret), ns))?;
         }
-        eprintln!("restored Secret {} ({})", k.name, k.state);
+        eprintln!("restored Secret {} ({})", k.secret, k.state);
     }
     eprintln!(
         "restored {} key Secret(s) in namespace {ns}; the agent uses them without a restart",
         keys.len()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gitseal::SecretKey;
-
-    #[test]
-    fn backup_text_round_trips() {
-        let k = SecretKey::generate();
-        let id = k.to_identity_file("2026-11-26T00:00:00Z");
-        let text = format!(
-            "# header\n{BACKUP_MARK} gitseal-key-{} active 2026-11-26T00:00:00Z\n{}",
-            k.id(),
-            id.expose_secret()
-        );
-        let keys = parse_backup(&text).unwrap();
-        assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].state, "active");
-        assert!(parse_backup("# nothing\n").is_err());
-        let bad = format!("{BACKUP_MARK} x active\nAGE-SECRET-KEY-1NOPE\n");
-        let e = format!("{:#}", parse_backup(&bad).err().unwrap());
-        assert!(!e.contains("NOPE"), "{e}");
-    }
 }

@@ -63,11 +63,11 @@ use sha2::{Digest, Sha256};
 pub use cache::{default_cache_dir, private_cache_dir};
 pub use error::GitError;
 pub use reference::GitRef;
-pub use remote::{GitAuth, redact_url};
+pub use remote::{GitAuth, Remote, Transport, parse_remote, redact_url};
 
 use command::Git;
 use error::io;
-use remote::{Remote, Transport, check_auth, parse_remote};
+use remote::check_auth;
 
 /// One git source: where, which revision, how to authenticate, and how long any single git
 /// command may take.

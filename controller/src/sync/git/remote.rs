@@ -26,22 +26,24 @@ pub enum GitAuth {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Transport {
+pub enum Transport {
     Http,
     Ssh,
     Git,
     File,
 }
 
-/// A URL split into what git is given and the credentials taken out of it.
-pub(super) struct Remote {
-    pub(super) transport: Transport,
+/// A URL split into what git is given and the credentials taken out of it. `Debug` shows no
+/// password.
+#[derive(Debug)]
+pub struct Remote {
+    pub transport: Transport,
     /// Given to git and stored in the clone's config: no password, no http user info.
-    pub(super) url: String,
+    pub url: String,
     /// For messages.
-    pub(super) display: String,
+    pub display: String,
     /// `user:password@` found in an http(s) URL.
-    pub(super) basic: Option<(String, SecretString)>,
+    pub basic: Option<(String, SecretString)>,
 }
 
 /// The URL with credentials removed, for messages and logs: http(s) and git URLs lose their
@@ -111,7 +113,9 @@ impl Remote {
     }
 }
 
-pub(super) fn parse_remote(url: &str) -> Result<Remote, GitError> {
+/// Reads a source URL: the transport, what git is given (no password, no http user info), what
+/// messages show, and the http credentials it carried. Remote helpers (`ext::…`) are refused.
+pub fn parse_remote(url: &str) -> Result<Remote, GitError> {
     let invalid = |why: &str| {
         Err(GitError::Invalid(format!(
             "url `{}`: {why}",
