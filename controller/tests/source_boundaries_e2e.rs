@@ -2,9 +2,10 @@
 //! control plane with real git servers on loopback, the agent as a process:
 //!
 //! - `file://` URLs and local paths need `--allow-local-sources`;
+//! - credentials go only to the origin of the GitSync URL: a redirect elsewhere is refused;
 //! - the git cache must be private, and git never runs a program a cache's config names.
 //!
-//! Every refusal is in the GitSync's status and a Warning Event.
+//! Every refusal is in the GitSync's status and a Warning Event, and no secret is anywhere.
 
 mod support;
 
@@ -13,13 +14,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gitseal_api::GitSync;
-use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
-use support::{AgentProcess, AgentSetup, AgentTest, TestRepo, agent_binary, git};
+use support::{
+    AgentProcess, AgentSetup, AgentTest, HttpAuth, HttpGitServer, TestRepo, agent_binary, git,
+};
 
+const CANARY: &str = "CANARY-boundary-3f9a1";
 const MANAGER: &str = "gitseal-test";
 /// How long a GitSync may take to show the expected state.
 const SETTLE: Duration = Duration::from_secs(90);
@@ -161,6 +165,35 @@ async fn wait_warning(t: &AgentTest, name: &str, needles: &[&str]) -> Event {
     }
 }
 
+/// Neither the canary nor its base64 form is in any status, Event or the agent's log.
+async fn assert_no_canary(t: &AgentTest, agent: &AgentProcess) {
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
+    let syncs: Api<GitSync> = Api::namespaced(t.client.clone(), &t.app_ns);
+    let statuses: Vec<_> = syncs
+        .list(&ListParams::default())
+        .await
+        .expect("gitsyncs")
+        .items
+        .into_iter()
+        .map(|g| g.status)
+        .collect();
+    let events: Api<Event> = Api::namespaced(t.client.clone(), &t.app_ns);
+    let events = events.list(&ListParams::default()).await.expect("events");
+    for (what, text) in [
+        ("status", serde_json::to_string(&statuses).expect("json")),
+        (
+            "events",
+            serde_json::to_string(&events.items).expect("json"),
+        ),
+        ("agent log", agent.logs()),
+    ] {
+        assert!(
+            !text.contains(CANARY) && !text.contains(&b64),
+            "the secret is in the {what}"
+        );
+    }
+}
+
 fn configmap(ns: &str, name: &str, value: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\ndata: {{value: {value}}}\n"
@@ -212,6 +245,104 @@ async fn local_sources_need_the_agent_flag() {
     wait_ready(&t, "fileurl").await;
     wait_ready(&t, "path").await;
     assert!(configmap_exists(&t, "local-cm").await);
+}
+
+/// Credentials go only to the origin (scheme, host, port) the GitSync names: a server that
+/// redirects elsewhere gets the pass refused, naming both origins, and the other origin
+/// receives nothing. A redirect on the same origin (a moved repository) is followed.
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_to_another_origin() {
+    let t = AgentTest::new("redirect").await;
+    let ns = t.app_ns.clone();
+    let (repo, _) =
+        TestRepo::with_files(&[("apps/cm.yaml", &configmap(&ns, "redirected-cm", "x"))]);
+    let elsewhere = HttpGitServer::start(repo.root(), HttpAuth::None);
+    let origin = HttpGitServer::start_redirecting(
+        repo.root(),
+        HttpAuth::Bearer(CANARY.into()),
+        "/",
+        &elsewhere.origin(),
+    );
+    let secrets: Api<Secret> = Api::namespaced(t.client.clone(), &t.app_ns);
+    secrets
+        .patch(
+            "git-token",
+            &PatchParams::apply(MANAGER),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "git-token",
+                             "labels": {"gitseal.dev/git-credentials": "true"}},
+                "stringData": {"bearerToken": CANARY},
+            })),
+        )
+        .await
+        .expect("secret");
+    let agent = start_agent(&t, &[]);
+    apply_gitsync(
+        &t,
+        "moved",
+        json!({"url": origin.url(repo.path()), "path": "apps", "secretRef": {"name": "git-token"}}),
+    )
+    .await;
+    let gs = wait_gitsync(&t, "moved", "a pass", |_| true).await;
+    let leaked: Vec<_> = elsewhere
+        .requests()
+        .into_iter()
+        .filter(|r| r.authorization.is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the other origin received credentials: {leaked:?}; status {:?}",
+        gs.status
+    );
+    assert!(
+        origin
+            .requests()
+            .iter()
+            .any(|r| r.authorization.as_deref() == Some(&format!("Bearer {CANARY}"))),
+        "the GitSync's own origin gets the token"
+    );
+    let from = format!("http://127.0.0.1:{}", origin.port());
+    let to = format!("http://127.0.0.1:{}", elsewhere.port());
+    let msg = wait_refused(&t, "moved", &["redirect", &from, &to]).await;
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    assert!(!configmap_exists(&t, "redirected-cm").await);
+    let gs = wait_gitsync(&t, "moved", "Stalled", stalled).await;
+    assert_eq!(
+        ready_condition(&gs).expect("ready").1,
+        "SourceRefused",
+        "{msg}"
+    );
+    wait_warning(&t, "moved", &["redirect", &from, &to]).await;
+
+    // The same origin, a moved path: followed, with the token.
+    let same = HttpGitServer::start_redirecting(
+        repo.root(),
+        HttpAuth::Bearer(CANARY.into()),
+        "/old/",
+        "/",
+    );
+    let url = format!("http://127.0.0.1:{}/old/repo", same.port());
+    apply_gitsync(
+        &t,
+        "same",
+        json!({"url": url, "path": "apps", "secretRef": {"name": "git-token"}}),
+    )
+    .await;
+    wait_ready(&t, "same").await;
+    assert!(configmap_exists(&t, "redirected-cm").await);
+    assert!(
+        same.requests()
+            .iter()
+            .any(|r| r.status == 302 && r.uri.starts_with("/old/")),
+        "{:?}",
+        same.requests()
+    );
+    assert_no_canary(&t, &agent).await;
 }
 
 /// One program git would run if it read the hostile cache's config: it records that it ran.

@@ -1,5 +1,7 @@
 //! Smart HTTP: a small axum server that runs `git http-backend` as a CGI program, with
-//! optional basic or bearer auth, on its own thread and runtime.
+//! optional basic or bearer auth, on its own thread and runtime; it can also answer a path
+//! prefix with redirects (to another server, or elsewhere on itself), as a moved repository
+//! or a hostile server would.
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
@@ -39,6 +41,8 @@ struct Shared {
     base: PathBuf,
     expected: Option<String>,
     v0_only: bool,
+    /// Requests whose path starts with `.0` get `302 Found` to `.1` + the rest of the path.
+    redirect: Option<(String, String)>,
     seen: Mutex<Vec<SeenRequest>>,
 }
 
@@ -55,17 +59,30 @@ impl HttpGitServer {
     /// Serves the repositories below `base`; requests without the right `Authorization`
     /// get 401 with a basic challenge.
     pub fn start(base: &Path, auth: HttpAuth) -> HttpGitServer {
-        HttpGitServer::start_inner(base, auth, false)
+        HttpGitServer::start_inner(base, auth, false, None)
+    }
+
+    /// Like [`HttpGitServer::start`], but every request whose path starts with `from` is
+    /// answered `302 Found` with `Location: <to><rest of the path>[?query]`, before any
+    /// authentication: `to` is another origin (`http://127.0.0.1:PORT/`) or a path on this
+    /// server (`/`). Every request is recorded, the redirected ones too.
+    pub fn start_redirecting(base: &Path, auth: HttpAuth, from: &str, to: &str) -> HttpGitServer {
+        HttpGitServer::start_inner(base, auth, false, Some((from.to_owned(), to.to_owned())))
     }
 
     /// Like [`HttpGitServer::start`], but speaking only protocol v0 (the `Git-Protocol`
     /// header is ignored), like older servers: a want for a commit that is no ref tip is
     /// refused unless the repository sets `uploadpack.allowReachableSHA1InWant`.
     pub fn start_v0(base: &Path, auth: HttpAuth) -> HttpGitServer {
-        HttpGitServer::start_inner(base, auth, true)
+        HttpGitServer::start_inner(base, auth, true, None)
     }
 
-    fn start_inner(base: &Path, auth: HttpAuth, v0_only: bool) -> HttpGitServer {
+    fn start_inner(
+        base: &Path,
+        auth: HttpAuth,
+        v0_only: bool,
+        redirect: Option<(String, String)>,
+    ) -> HttpGitServer {
         let expected = match auth {
             HttpAuth::None => None,
             HttpAuth::Basic { username, password } => Some(format!(
@@ -79,6 +96,7 @@ impl HttpGitServer {
             base: base.to_owned(),
             expected,
             v0_only,
+            redirect,
             seen: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
@@ -111,6 +129,11 @@ impl HttpGitServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `http://127.0.0.1:PORT/`: the origin, for a redirect to this server.
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
     }
 
     /// `http://127.0.0.1:PORT/<path relative to the base>`.
@@ -168,6 +191,22 @@ async fn handle(State(st): State<Arc<Shared>>, req: Request) -> Response {
             });
         }
     };
+    if let Some((from, to)) = &st.redirect
+        && let Some(rest) = parts.uri.path().strip_prefix(from.as_str())
+    {
+        record(302);
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let mut r = Response::new(Body::from("moved\n"));
+        *r.status_mut() = StatusCode::FOUND;
+        if let Ok(v) = HeaderValue::try_from(format!("{to}{rest}{query}")) {
+            r.headers_mut().insert("location", v);
+        }
+        return r;
+    }
     if st.expected.is_some() && authorization != st.expected {
         record(401);
         let mut r = Response::new(Body::from("authentication required\n"));

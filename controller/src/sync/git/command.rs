@@ -32,6 +32,21 @@ pub(super) struct Git {
     secrets: Vec<Zeroizing<String>>,
     /// Where the deploy key is written for the length of one network command.
     identity: Option<(PathBuf, SecretString)>,
+    /// http(s): where git writes the curl trace of a fetch (headers only), read when the
+    /// fetch stopped at a redirect.
+    trace: Option<PathBuf>,
+}
+
+/// Why a fetch stopped: an error, or a redirect (its `Location`) for the caller to decide on.
+pub(super) enum Stop {
+    Failed(GitError),
+    Redirected(String),
+}
+
+impl From<GitError> for Stop {
+    fn from(e: GitError) -> Self {
+        Stop::Failed(e)
+    }
 }
 
 impl Git {
@@ -43,7 +58,7 @@ impl Git {
     ) -> Result<Git, GitError> {
         use base64::Engine as _;
         let home = private.join("home");
-        std::fs::create_dir(&home).map_err(io("private HOME"))?;
+        std::fs::create_dir_all(&home).map_err(io("private HOME"))?;
         let mut config: Vec<(String, String)> = vec![("protocol.allow".into(), "never".into())];
         for p in remote.protocols() {
             config.push((format!("protocol.{p}.allow"), "always".into()));
@@ -53,6 +68,9 @@ impl Git {
         // program runs.
         for (k, v) in [
             ("core.symlinks", "false"),
+            // A followed redirect re-targets the whole fetch, credentials included: git
+            // stops at one instead, and `redirect.rs` decides.
+            ("http.followRedirects", "false"),
             // Programs a config could name: fsmonitor, hooks, askpass and credential
             // helpers, the pager, the alternate refs command. (The git:// proxy is off
             // through GIT_PROXY_COMMAND; `remote.<name>.uploadpack` is multi-valued, so the
@@ -201,6 +219,7 @@ impl Git {
             secret_env,
             secrets,
             identity,
+            trace: (remote.transport == Transport::Http).then(|| private.join("curl-trace")),
         })
     }
 
@@ -208,7 +227,7 @@ impl Git {
         &self,
         reference: &GitRef,
         reused: bool,
-    ) -> Result<Checkout, GitError> {
+    ) -> Result<Checkout, Stop> {
         if !reused {
             let root = self.git_dir.parent().unwrap_or(&self.git_dir);
             if root.exists() {
@@ -248,7 +267,7 @@ impl Git {
                     match self.fetch(&["--depth=1", "origin", &spec], reference).await {
                         Ok(()) => {}
                         // The server refuses wants that are not ref tips: fetch everything.
-                        Err(GitError::RefNotFound { .. }) => {
+                        Err(Stop::Failed(GitError::RefNotFound { .. })) => {
                             let mut args = vec![
                                 "origin",
                                 "+refs/heads/*:refs/remotes/origin/*",
@@ -361,7 +380,7 @@ impl Git {
         }
     }
 
-    async fn fetch(&self, args: &[&str], reference: &GitRef) -> Result<(), GitError> {
+    async fn fetch(&self, args: &[&str], reference: &GitRef) -> Result<(), Stop> {
         let mut all = vec![
             "fetch",
             "--quiet",
@@ -377,11 +396,25 @@ impl Git {
             None => None,
         };
         match self.run("fetch", &all, false).await {
-            Err(GitError::Git { stderr, .. }) => {
-                Err(classify(&stderr, &self.display, &reference.describe()))
-            }
-            other => other.map(|_| ()),
+            Err(GitError::Git { stderr, .. }) => match self.redirect_location() {
+                Some(location) => Err(Stop::Redirected(location)),
+                None => Err(classify(&stderr, &self.display, &reference.describe()).into()),
+            },
+            other => other.map(|_| ()).map_err(Stop::from),
         }
+    }
+
+    /// The `Location` of the redirect a failed fetch stopped at, from its curl trace (read
+    /// at most 4 MiB; the file is removed).
+    fn redirect_location(&self) -> Option<String> {
+        use std::io::Read as _;
+        let path = self.trace.as_ref()?;
+        let mut text = String::new();
+        let read =
+            std::fs::File::open(path).and_then(|f| f.take(4 << 20).read_to_string(&mut text));
+        let _ = std::fs::remove_file(path);
+        read.ok()?;
+        super::redirect::location_in_trace(&text)
     }
 
     /// Runs one git command; returns stdout. Non-zero exit → `GitError::Git` with scrubbed stderr.
@@ -407,6 +440,15 @@ impl Git {
                 .current_dir(&self.tree);
         } else if let Some(parent) = self.git_dir.parent() {
             cmd.current_dir(parent);
+        }
+        if command == "fetch"
+            && let Some(trace) = &self.trace
+        {
+            let _ = std::fs::remove_file(trace);
+            // Headers only; git redacts `Authorization` in traces (GIT_TRACE_REDACT).
+            cmd.env("GIT_TRACE_CURL", trace)
+                .env("GIT_TRACE_CURL_NO_DATA", "1")
+                .env("GIT_TRACE_REDACT", "1");
         }
         cmd.args(args)
             .stdin(Stdio::null())

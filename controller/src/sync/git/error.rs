@@ -44,6 +44,11 @@ pub enum GitError {
         "cache folder {dir} {why}: it must be private to the agent's user (a folder it owns, mode 0700), or another local user could plant a clone whose config runs programs as the agent; remove it, or give --cache-dir a folder of the agent's own"
     )]
     UnsafeCache { dir: String, why: String },
+    /// An http(s) source redirected to another origin.
+    #[error(
+        "{from} redirected the fetch to {to}: redirects to another origin are refused, so that credentials and requests go only to the origin (scheme, host and port) the source URL names; if {to} is the repository's home, use its URL there"
+    )]
+    RedirectRefused { from: String, to: String },
     /// A `file://` URL or local path while local sources are not allowed.
     #[error(
         "{url}: file:// URLs and local paths are refused: they read the agent's own file system (other sources' clones, its service account token); a cluster admin may start the agent with --allow-local-sources (tests, local quick starts)"
@@ -69,6 +74,7 @@ impl GitError {
             GitError::Timeout { .. } => "timeout",
             GitError::Io { .. } => "io",
             GitError::LocalSourceRefused { .. } => "local_source_refused",
+            GitError::RedirectRefused { .. } => "redirect_refused",
             GitError::UnsafeCache { .. } => "unsafe_cache",
             GitError::Git { .. } => "git",
         }
@@ -77,7 +83,10 @@ impl GitError {
     /// A rule refused the source: retrying cannot help until its spec or the agent's flags
     /// change.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, GitError::LocalSourceRefused { .. })
+        matches!(
+            self,
+            GitError::LocalSourceRefused { .. } | GitError::RedirectRefused { .. }
+        )
     }
 }
 

@@ -23,8 +23,10 @@
 //! error message or in a log:
 //! - https token / basic auth: an `Authorization` header in `http.<url>.extraHeader`, passed
 //!   through the environment (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`) and
-//!   scoped to the source URL, so a redirect to another host does not receive it. A password
-//!   written into an https URL is moved into that header and removed from the URL.
+//!   scoped to the source URL. A password written into an https URL is moved into that header
+//!   and removed from the URL. git never follows a redirect (it would re-target the whole
+//!   fetch, header included): a redirect on the same origin starts the fetch over from the
+//!   new URL, one to another origin is refused (`redirect.rs`).
 //! - ssh: the deploy key is the only secret that touches disk: a 0600 file in a private 0700
 //!   temporary folder, written right before each network command and deleted right after it.
 //!   ssh runs with `-F /dev/null` (no user or system config), `BatchMode=yes`,
@@ -51,6 +53,7 @@
 mod cache;
 mod command;
 mod error;
+mod redirect;
 mod reference;
 mod remote;
 
@@ -65,8 +68,9 @@ pub use error::GitError;
 pub use reference::GitRef;
 pub use remote::{GitAuth, Remote, Transport, parse_remote, redact_url};
 
-use command::Git;
+use command::{Git, Stop};
 use error::io;
+use redirect::{MAX_REDIRECTS, follow};
 use remote::check_auth;
 
 /// One git source: where, which revision, how to authenticate, and how long any single git
@@ -129,7 +133,7 @@ impl GitSource {
     /// reused after) and checks its commit out into the work tree.
     pub async fn fetch(&self, cache_dir: &Path) -> Result<Checkout, GitError> {
         let reference = self.reference.validated()?;
-        let remote = parse_remote(&self.url)?;
+        let mut remote = parse_remote(&self.url)?;
         if remote.transport == Transport::File && !self.allow_local {
             return Err(GitError::LocalSourceRefused {
                 url: remote.display,
@@ -144,18 +148,33 @@ impl GitSource {
             .prefix("gitseal-git-")
             .tempdir()
             .map_err(io("private temporary folder"))?;
-        let git = Git::new(self, &remote, &root, private.path())?;
-        let reused = root.join("git").join("HEAD").exists();
-        match git.fetch_checkout(&reference, reused).await {
-            // A clone left broken (e.g. killed mid-command by a timeout): start over once.
-            Err(GitError::Git { .. }) if reused => {
-                tokio::fs::remove_dir_all(&root)
-                    .await
-                    .map_err(io(format!("removing broken cache {}", root.display())))?;
-                git.fetch_checkout(&reference, false).await
+        // A redirect on the same origin starts over from the new URL; see `redirect.rs`.
+        for _ in 0..=MAX_REDIRECTS {
+            let git = Git::new(self, &remote, &root, private.path())?;
+            let reused = root.join("git").join("HEAD").exists();
+            let result = match git.fetch_checkout(&reference, reused).await {
+                // A clone left broken (e.g. killed mid-command by a timeout): start over once.
+                Err(Stop::Failed(GitError::Git { .. })) if reused => {
+                    tokio::fs::remove_dir_all(&root)
+                        .await
+                        .map_err(io(format!("removing broken cache {}", root.display())))?;
+                    git.fetch_checkout(&reference, false).await
+                }
+                other => other,
+            };
+            match result {
+                Ok(checkout) => return Ok(checkout),
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Redirected(location)) => {
+                    remote.url = follow(&remote.url, &location)?;
+                    remote.display = redact_url(&remote.url);
+                }
             }
-            other => other,
         }
+        Err(GitError::Unreachable {
+            url: redact_url(&self.url),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
     }
 
     /// An exclusive lock on `<root>.lock`, held for the whole fetch.
