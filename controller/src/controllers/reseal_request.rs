@@ -23,6 +23,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
+use rayon::prelude::*;
 
 use crate::keys::KeyStore;
 use crate::kube_error::kube_message;
@@ -145,10 +146,12 @@ fn answer(rr: &ResealRequest, ctx: &Context) -> ResealRequestStatus {
         }
     };
     let ring = ctx.keys.ring();
+    // Items in parallel, and each item's values in parallel inside `reseal` (rayon's pool):
+    // a request of many small SealedSecrets and one of a few large ones both use every core.
     let results: Result<Vec<_>, String> = rr
         .spec
         .items
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(i, item)| reseal_item(i, item, &ring, &recipients))
         .collect();
@@ -174,7 +177,16 @@ async fn reconcile(rr: Arc<ResealRequest>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::await_change());
     }
     ctx.keys.ready().await;
-    let status = answer(&rr, &ctx);
+    // CPU work: on tokio's blocking pool, spread over rayon's.
+    let status = {
+        let (rr, ctx) = (rr.clone(), ctx.clone());
+        tokio::task::spawn_blocking(move || answer(&rr, &ctx))
+            .await
+            .unwrap_or_else(|e| ResealRequestStatus {
+                error: Some(format!("the reseal task failed: {e}")),
+                ..Default::default()
+            })
+    };
     tracing::info!(
         request = %rr.name_any(),
         items = rr.spec.items.len(),

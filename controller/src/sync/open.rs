@@ -40,6 +40,8 @@ pub enum DecryptError {
         document: usize,
         object: String,
     },
+    #[error("the decrypt task failed: {0}")]
+    Task(String),
 }
 
 impl DecryptError {
@@ -52,6 +54,7 @@ impl DecryptError {
                 _ => "decrypt",
             },
             DecryptError::Plaintext { .. } => "plaintext_secret",
+            DecryptError::Task(_) => "decrypt",
         }
     }
 }
@@ -78,34 +81,55 @@ fn has_data(o: &Object) -> bool {
 
 /// Replaces every SealedSecret by the Secret it opens to; checks plain Secrets. Objects
 /// must have their final namespace already. Also returns the key ids of each SealedSecret.
+///
+/// Cheap checks come first, in render order (a plaintext Secret, a SealedSecret that does
+/// not parse): nothing is decrypted when one fails. Then every value of every SealedSecret
+/// is opened at once, spread over the cores ([`gitseal::sealing::unseal_many`]); CPU work,
+/// so call it off the async runtime. The error reported is that of the first SealedSecret
+/// (in render order) that does not open.
 pub fn open_all(
     objects: Vec<Object>,
     ring: &Keyring,
     allow_plaintext: bool,
 ) -> Result<(Vec<Object>, Vec<Use>), DecryptError> {
-    let mut out = Vec::with_capacity(objects.len());
-    let mut uses = Vec::new();
-    for o in objects {
-        if o.is_secret() && !o.decrypted && has_data(&o) && !allow_plaintext {
+    let mut sealed = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        if o.is_secret() && !o.decrypted && has_data(o) && !allow_plaintext {
             return Err(DecryptError::Plaintext {
                 file: o.source.clone(),
                 document: o.document,
                 object: o.describe(),
             });
         }
-        if !o.is_sealed_secret() {
+        if o.is_sealed_secret() {
+            sealed.push((i, parse_sealed(o)?));
+        }
+    }
+    let results = gitseal::sealing::unseal_many(sealed.iter().map(|(_, s)| (s, None)), ring);
+    let mut opened = sealed.iter().zip(results).peekable();
+    let mut uses = Vec::with_capacity(sealed.len());
+    let mut out = Vec::with_capacity(objects.len());
+    for (i, o) in objects.into_iter().enumerate() {
+        let Some(((_, sealed), result)) = opened.next_if(|((at, _), _)| *at == i) else {
             out.push(o);
             continue;
-        }
-        let (secret, used) = open_one(&o, ring)?;
-        out.push(secret);
-        uses.push(used);
+        };
+        let secret = result.map_err(|e| DecryptError::Open {
+            file: o.source.clone(),
+            document: o.document,
+            object: o.describe(),
+            key: e.key,
+            error: Box::new(e.error),
+        })?;
+        out.push(secret_object(&o, sealed, secret));
+        uses.push(Use::of(sealed));
     }
     Ok((out, uses))
 }
 
-/// Opens one SealedSecret object into a Secret object, and says which keys it is sealed to.
-pub fn open_one(o: &Object, ring: &Keyring) -> Result<(Object, Use), DecryptError> {
+/// The core model of a SealedSecret object, bound to the namespace it has now (its final
+/// one: the binding is checked against where the Secret will really live).
+fn parse_sealed(o: &Object) -> Result<SealedSecret, DecryptError> {
     let invalid = |message: String| DecryptError::Invalid {
         file: o.source.clone(),
         document: o.document,
@@ -120,16 +144,13 @@ pub fn open_one(o: &Object, ring: &Keyring) -> Result<(Object, Use), DecryptErro
         value,
     };
     let mut sealed = SealedSecret::from_document(&doc).map_err(|e| invalid(e.problem))?;
-    // The binding is checked against where the Secret will really live.
     sealed.namespace = o.namespace().map(str::to_owned);
-    let secret = gitseal::sealing::unseal(&sealed, ring, None).map_err(|e| DecryptError::Open {
-        file: o.source.clone(),
-        document: o.document,
-        object: o.describe(),
-        key: e.key,
-        error: Box::new(e.error),
-    })?;
-    let used = Use::of(&sealed);
+    Ok(sealed)
+}
+
+/// The Secret object a SealedSecret object opened to (its values base64 in `data`,
+/// overwritten when the object is dropped).
+fn secret_object(o: &Object, sealed: &SealedSecret, secret: gitseal::Secret) -> Object {
     let mut data = Map::new();
     for (k, v) in &secret.data {
         data.insert(k.clone(), Value::String(B64.encode(v.expose_secret())));
@@ -155,13 +176,12 @@ pub fn open_one(o: &Object, ring: &Keyring) -> Result<(Object, Use), DecryptErro
     if let Some(i) = secret.immutable {
         value["immutable"] = Value::Bool(i);
     }
-    let secret = Object {
+    Object {
         source: o.source.clone(),
         document: o.document,
         value,
         decrypted: true,
-    };
-    Ok((secret, used))
+    }
 }
 
 /// A copy of the object safe to print: Secret values replaced by a marker.
@@ -222,6 +242,48 @@ mod tests {
         let e = open_all(vec![moved], &ring, false).unwrap_err();
         assert_eq!(e.kind(), "scope_mismatch");
         assert!(e.to_string().contains("a.yaml: document 1"), "{e}");
+    }
+
+    #[test]
+    fn opens_many_in_render_order_and_reports_the_first_failure() {
+        let k = SecretKey::generate();
+        let ring = Keyring::from_iter([k.clone()]);
+        let plain = |n: usize| Object {
+            source: "p.yaml".into(),
+            document: n,
+            value: json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":format!("cm-{n}"),"namespace":"prod"}}),
+            decrypted: false,
+        };
+        let named = |name: &str, document: usize| {
+            let mut o = sealed_object(&k, "prod");
+            o.value["metadata"]["name"] = json!(name);
+            o.document = document;
+            o
+        };
+        // Sealed as `db`: opening it under another name fails its scope.
+        let objects = vec![plain(1), sealed_object(&k, "prod"), plain(3), plain(4)];
+        let (out, uses) = open_all(objects, &ring, false).unwrap();
+        let kinds: Vec<&str> = out.iter().map(Object::kind).collect();
+        assert_eq!(kinds, ["ConfigMap", "Secret", "ConfigMap", "ConfigMap"]);
+        assert_eq!(out[2].name(), "cm-3");
+        assert_eq!(uses.len(), 1);
+
+        let mut many: Vec<Object> = (0..40)
+            .map(|i| {
+                if i % 3 == 0 {
+                    let mut o = sealed_object(&k, "prod");
+                    o.document = i;
+                    o
+                } else {
+                    plain(i)
+                }
+            })
+            .collect();
+        many.insert(20, named("moved-a", 100));
+        many.insert(30, named("moved-b", 101));
+        let e = open_all(many, &ring, false).unwrap_err();
+        assert_eq!(e.kind(), "scope_mismatch");
+        assert!(e.to_string().contains("document 100"), "{e}");
     }
 
     #[test]

@@ -211,8 +211,9 @@ pub async fn run_pass(
         };
         settle_namespace(o, namespaced, spec.target_namespace.as_deref());
     }
-    let (objects, key_uses) =
-        open_all(objects, ring, spec.allow_plaintext).map_err(|e| fail(e.into()))?;
+    let (objects, key_uses) = open_off_runtime(objects, ring, spec.allow_plaintext)
+        .await
+        .map_err(|e| fail(e.into()))?;
     if spec.prune {
         refuse_empty(objects.len(), &state.inventory, spec.allow_empty)
             .map_err(|e| fail(e.into()))?;
@@ -237,6 +238,20 @@ pub async fn run_pass(
     })
 }
 
+/// The decrypt stage on tokio's blocking pool: opening values is CPU work (spread over
+/// rayon's pool by [`open_all`]), and the runtime's threads keep serving other passes,
+/// watches and HTTP meanwhile.
+async fn open_off_runtime(
+    objects: Vec<Object>,
+    ring: &Keyring,
+    allow_plaintext: bool,
+) -> Result<(Vec<Object>, Vec<Use>), DecryptError> {
+    let ring = ring.clone();
+    tokio::task::spawn_blocking(move || open_all(objects, &ring, allow_plaintext))
+        .await
+        .unwrap_or_else(|e| Err(DecryptError::Task(e.to_string())))
+}
+
 /// `--plan`: fetch, render and decrypt without a cluster, and describe what a pass would
 /// apply, Secret values redacted.
 pub async fn plan(
@@ -249,7 +264,7 @@ pub async fn plan(
         let namespaced = !known_cluster_scoped(o.group_version().0, o.kind());
         settle_namespace(o, namespaced, spec.target_namespace.as_deref());
     }
-    let (objects, _) = open_all(objects, ring, spec.allow_plaintext)?;
+    let (objects, _) = open_off_runtime(objects, ring, spec.allow_plaintext).await?;
     let values = objects.iter().map(redacted).collect();
     Ok((checkout.revision, values))
 }
