@@ -50,7 +50,9 @@ pub struct GitSyncSpec {
     #[serde(default)]
     pub allow_plaintext_secrets: bool,
     /// Credentials in this namespace: `username`+`password` or `bearerToken` for https;
-    /// `identity` + `known_hosts` for ssh.
+    /// `identity` + `known_hosts` for ssh. The Secret must be labelled
+    /// `gitseal.dev/git-credentials: "true"` (and may list the hosts it may be sent to in the
+    /// annotation `gitseal.dev/git-credentials-hosts`); any other Secret is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
     /// Namespace for namespaced objects that do not set one (and override for those that do).

@@ -24,6 +24,12 @@ pub const EVENT_REPORTER: &str = "gitseal-agent";
 pub const SYNC_NAME_LABEL: &str = "gitseal.dev/sync-name";
 /// Label on every object a GitSync applied: the GitSync's namespace.
 pub const SYNC_NAMESPACE_LABEL: &str = "gitseal.dev/sync-namespace";
+/// `"true"` on a Secret lets a GitSync's `secretRef` send it as git credentials; without it
+/// the Secret is never sent anywhere.
+pub const GIT_CREDENTIALS_LABEL: &str = "gitseal.dev/git-credentials";
+/// Optional, on a Secret labelled [`GIT_CREDENTIALS_LABEL`]: the only hosts (`host` or
+/// `host:port`, comma-separated) it may be sent to.
+pub const GIT_CREDENTIALS_HOSTS_ANNOTATION: &str = "gitseal.dev/git-credentials-hosts";
 /// `disabled` on an object (or its SealedSecret) keeps it from ever being pruned.
 pub const PRUNE_ANNOTATION: &str = "gitseal.dev/prune";
 /// Where `gitseal-agent sync` keeps its inventory between runs: a ConfigMap of this name

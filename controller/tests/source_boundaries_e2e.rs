@@ -3,6 +3,7 @@
 //!
 //! - `file://` URLs and local paths need `--allow-local-sources`;
 //! - credentials go only to the origin of the GitSync URL: a redirect elsewhere is refused;
+//! - a Secret is sent as git credentials only when it opted in (label, optional hosts);
 //! - the git cache must be private, and git never runs a program a cache's config names.
 //!
 //! Every refusal is in the GitSync's status and a Warning Event, and no secret is anywhere.
@@ -342,6 +343,87 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
         "{:?}",
         same.requests()
     );
+    assert_no_canary(&t, &agent).await;
+}
+
+/// `secretRef` sends a Secret only when it opted in as git credentials (label), and only to
+/// the hosts it names (annotation), so a GitSync cannot post a database password to any URL.
+#[tokio::test]
+async fn secret_ref_needs_a_secret_that_opted_in() {
+    let t = AgentTest::new("optin").await;
+    let ns = t.app_ns.clone();
+    let (repo, _) = TestRepo::with_files(&[("apps/cm.yaml", &configmap(&ns, "optin-cm", "y"))]);
+    let server = HttpGitServer::start(
+        repo.root(),
+        HttpAuth::Basic {
+            username: "app".into(),
+            password: CANARY.into(),
+        },
+    );
+    let secrets: Api<Secret> = Api::namespaced(t.client.clone(), &t.app_ns);
+    let put = |labels: Value, annotations: Value| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .patch(
+                    "db-creds",
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": "db-creds", "labels": labels,
+                                     "annotations": annotations},
+                        "stringData": {"username": "app", "password": CANARY},
+                    })),
+                )
+                .await
+                .expect("secret");
+        }
+    };
+    put(json!({}), json!({})).await;
+    let agent = start_agent(&t, &[]);
+    apply_gitsync(
+        &t,
+        "creds",
+        json!({"url": server.url(repo.path()), "path": "apps", "secretRef": {"name": "db-creds"}}),
+    )
+    .await;
+    let gs = wait_gitsync(&t, "creds", "a pass", |_| true).await;
+    let sent = |server: &HttpGitServer| {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.authorization.is_some())
+            .count()
+    };
+    assert_eq!(
+        sent(&server),
+        0,
+        "a Secret that never opted in was sent: {:?}; status {:?}",
+        server.requests(),
+        gs.status
+    );
+    wait_refused(&t, "creds", &["db-creds", "gitseal.dev/git-credentials"]).await;
+    wait_warning(&t, "creds", &["db-creds", "gitseal.dev/git-credentials"]).await;
+    assert!(!configmap_exists(&t, "optin-cm").await);
+
+    // Opted in, for another host only.
+    put(
+        json!({"gitseal.dev/git-credentials": "true"}),
+        json!({"gitseal.dev/git-credentials-hosts": "git.example.com, github.com"}),
+    )
+    .await;
+    wait_refused(&t, "creds", &["db-creds", "git.example.com", "127.0.0.1"]).await;
+    assert_eq!(sent(&server), 0, "{:?}", server.requests());
+
+    // Opted in for this host: used.
+    put(
+        json!({"gitseal.dev/git-credentials": "true"}),
+        json!({"gitseal.dev/git-credentials-hosts": "git.example.com, 127.0.0.1"}),
+    )
+    .await;
+    wait_ready(&t, "creds").await;
+    assert!(configmap_exists(&t, "optin-cm").await);
+    assert!(sent(&server) > 0);
     assert_no_canary(&t, &agent).await;
 }
 

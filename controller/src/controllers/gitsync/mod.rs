@@ -292,8 +292,16 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     Ok(Action::requeue(interval))
 }
 
-fn error_policy(_gs: Arc<GitSync>, _e: &Error, _ctx: Arc<Context>) -> Action {
-    Action::requeue(Duration::from_secs(30))
+/// Retried at the GitSync's own interval, at most 30 s: a spec error can come from an object
+/// the GitSync does not watch (its `secretRef` Secret, not yet labelled as git credentials).
+fn error_policy(gs: Arc<GitSync>, _e: &Error, _ctx: Arc<Context>) -> Action {
+    let interval = gs
+        .spec
+        .interval
+        .as_deref()
+        .and_then(|s| humantime::parse_duration(s).ok())
+        .unwrap_or(Duration::from_secs(60));
+    Action::requeue(interval.clamp(Duration::from_secs(1), Duration::from_secs(30)))
 }
 
 /// Runs the GitSync controller until a shutdown signal; `watch_namespace` limits it to the

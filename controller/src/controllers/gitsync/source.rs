@@ -10,8 +10,11 @@ use kube::ResourceExt;
 use kube::api::Api;
 use secrecy::SecretString;
 
+use gitseal_api::names::{GIT_CREDENTIALS_HOSTS_ANNOTATION, GIT_CREDENTIALS_LABEL};
+use zeroize::Zeroize as _;
+
 use crate::kube_error::kube_message;
-use crate::sync::git::{GitAuth, GitRef, GitSource};
+use crate::sync::git::{GitAuth, GitRef, GitSource, host_and_port, split_host_port};
 use crate::sync::pass::SyncSpec;
 
 use super::SourcePolicy;
@@ -24,29 +27,39 @@ fn duration(s: Option<&str>, default: Duration, field: &str) -> Result<Duration,
 }
 
 /// The credentials named by `secretRef`, read at pass time (rotated credentials apply on
-/// the next pass).
+/// the next pass). Whoever writes a GitSync names the Secret and the URL, so a Secret is used
+/// only when it says it is git credentials (label) for this URL's host (optional annotation):
+/// otherwise any Secret of the namespace could be posted to any server.
 async fn auth(client: &kube::Client, ns: &str, gs: &GitSync) -> Result<GitAuth, String> {
     let Some(r) = &gs.spec.secret_ref else {
         return Ok(GitAuth::None);
     };
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let s = api
+    let mut s = api
         .get(&r.name)
         .await
         .map_err(|e| format!("secretRef {}: {}", r.name, kube_message(&e)))?;
-    let mut data = s.data.unwrap_or_default();
+    if let Err(why) = opted_in(&s, ns, &gs.spec.url) {
+        if let Some(data) = s.data.as_mut() {
+            data.values_mut().for_each(|v| v.0.zeroize());
+        }
+        return Err(format!("secretRef {}: {why}", r.name));
+    }
+    let mut data = s.data.take().unwrap_or_default();
     let text = |k: &str| {
         data.get(k)
             .map(|v| SecretString::from(String::from_utf8_lossy(&v.0).into_owned()))
     };
     let auth = if let Some(identity) = text("identity") {
-        let known_hosts = data
-            .get("known_hosts")
-            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-            .ok_or_else(|| format!("secretRef {}: ssh `identity` needs `known_hosts`", r.name))?;
-        GitAuth::Ssh {
-            identity,
-            known_hosts,
+        match data.get("known_hosts") {
+            Some(v) => GitAuth::Ssh {
+                identity,
+                known_hosts: String::from_utf8_lossy(&v.0).into_owned(),
+            },
+            None => Err(format!(
+                "secretRef {}: ssh `identity` needs `known_hosts`",
+                r.name
+            ))?,
         }
     } else if let Some(token) = text("bearerToken") {
         GitAuth::Token(token)
@@ -57,14 +70,62 @@ async fn auth(client: &kube::Client, ns: &str, gs: &GitSync) -> Result<GitAuth, 
             password,
         }
     } else {
+        data.values_mut().for_each(|v| v.0.zeroize());
         return Err(format!(
             "secretRef {}: expected `username`+`password`, `bearerToken`, or `identity`+`known_hosts`",
             r.name
         ));
     };
-    use zeroize::Zeroize;
     data.values_mut().for_each(|v| v.0.zeroize());
     Ok(auth)
+}
+
+/// Whether the Secret `s` opted in as git credentials for `url`: labelled
+/// [`GIT_CREDENTIALS_LABEL`]` = "true"`, and, when it lists hosts in
+/// [`GIT_CREDENTIALS_HOSTS_ANNOTATION`], `url`'s host among them.
+fn opted_in(s: &Secret, ns: &str, url: &str) -> Result<(), String> {
+    let name = s.metadata.name.as_deref().unwrap_or_default();
+    let labelled = s
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(GIT_CREDENTIALS_LABEL))
+        .is_some_and(|v| v == "true");
+    if !labelled {
+        return Err(format!(
+            "Secret {ns}/{name} is not labelled {GIT_CREDENTIALS_LABEL}=true, so it is never sent anywhere; if it holds credentials for this repository, label it (kubectl label secret -n {ns} {name} {GIT_CREDENTIALS_LABEL}=true) and, to bind it to its server, list the hosts in the annotation {GIT_CREDENTIALS_HOSTS_ANNOTATION}"
+        ));
+    }
+    let Some(hosts) = s
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(GIT_CREDENTIALS_HOSTS_ANNOTATION))
+    else {
+        return Ok(());
+    };
+    let Some((host, port)) = host_and_port(url) else {
+        return Err(format!(
+            "Secret {ns}/{name} may be sent only to the hosts in {GIT_CREDENTIALS_HOSTS_ANNOTATION}, and spec.url names none"
+        ));
+    };
+    let allowed = hosts
+        .split([',', ' ', '\n', '\t'])
+        .filter(|h| !h.is_empty())
+        .filter_map(split_host_port)
+        .any(|(h, p)| h.eq_ignore_ascii_case(&host) && p.is_none_or(|p| p == port));
+    if allowed {
+        Ok(())
+    } else {
+        let shown: String = hosts
+            .chars()
+            .take(200)
+            .flat_map(char::escape_debug)
+            .collect();
+        Err(format!(
+            "Secret {ns}/{name} may be sent only to `{shown}` ({GIT_CREDENTIALS_HOSTS_ANNOTATION}), and spec.url names {host}:{port}"
+        ))
+    }
 }
 
 fn git_ref(gs: &GitSync) -> Result<GitRef, String> {

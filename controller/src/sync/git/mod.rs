@@ -66,7 +66,9 @@ use sha2::{Digest, Sha256};
 pub use cache::{default_cache_dir, private_cache_dir};
 pub use error::GitError;
 pub use reference::GitRef;
-pub use remote::{GitAuth, Remote, Transport, parse_remote, redact_url};
+pub use remote::{
+    GitAuth, Remote, Transport, host_and_port, parse_remote, redact_url, split_host_port,
+};
 
 use command::{Git, Stop};
 use error::io;

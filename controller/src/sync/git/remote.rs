@@ -113,6 +113,56 @@ impl Remote {
     }
 }
 
+/// The host and port a URL connects to (`git@host:path` included, port 22); `None` for a
+/// local path. The port is the default of the scheme when the URL names none.
+pub fn host_and_port(url: &str) -> Option<(String, u16)> {
+    let (host, port, default) = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let default = match scheme.to_ascii_lowercase().as_str() {
+                "https" => 443,
+                "http" => 80,
+                "ssh" | "git+ssh" | "ssh+git" => 22,
+                "git" => 9418,
+                _ => return None,
+            };
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let authority = &rest[..end];
+            let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            let (host, port) = split_host_port(hostport)?;
+            (host, port, default)
+        }
+        None => {
+            // scp-like `[user@]host:path`: a colon before the first slash.
+            let colon = url.find(':')?;
+            if url.find('/').is_some_and(|s| s < colon) {
+                return None;
+            }
+            let hostpart = &url[..colon];
+            let host = hostpart.rsplit_once('@').map_or(hostpart, |(_, h)| h);
+            (host.to_owned(), None, 22)
+        }
+    };
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port.unwrap_or(default)))
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; `None` when the port is not a number.
+pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(v6) = s.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (format!("[{h}]"), after.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (s.to_owned(), None),
+        }
+    };
+    let port = match port {
+        None | Some("") => None,
+        Some(p) => Some(p.parse().ok()?),
+    };
+    Some((host, port))
+}
+
 /// Reads a source URL: the transport, what git is given (no password, no http user info), what
 /// messages show, and the http credentials it carried. Remote helpers (`ext::…`) are refused.
 pub fn parse_remote(url: &str) -> Result<Remote, GitError> {
@@ -284,6 +334,27 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        for (url, want) in [
+            (
+                "https://u:p@Git.Example.com/r",
+                Some(("git.example.com", 443)),
+            ),
+            ("http://127.0.0.1:8080/r", Some(("127.0.0.1", 8080))),
+            ("ssh://git@h:2222/r", Some(("h", 2222))),
+            ("git@github.com:o/r.git", Some(("github.com", 22))),
+            ("git://h/r", Some(("h", 9418))),
+            ("https://[::1]:8443/r", Some(("[::1]", 8443))),
+            ("/srv/git/r", None),
+            ("file:///srv/r", None),
+            ("https://h:x/r", None),
+        ] {
+            let got = host_and_port(url);
+            assert_eq!(got.as_ref().map(|(h, p)| (h.as_str(), *p)), want, "{url}");
+        }
     }
 
     #[test]
