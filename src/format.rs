@@ -323,6 +323,12 @@ fn decrypt_payload(payload: &[u8], file_key: &FileKey) -> Result<SecretSlice<u8>
     if chunks.is_empty() {
         return Err(OpenError::Tampered);
     }
+    // Every chunk, the last included, holds at least its tag; only then are the sizes
+    // below right. (The payload is not covered by the header MAC: whoever seals a value
+    // to the opener's public key chooses its bytes, so this is checked, not assumed.)
+    if matches!(chunks.len() % (CHUNK + TAG), 1..TAG) {
+        return Err(OpenError::Tampered);
+    }
     let n_chunks = chunks.len().div_ceil(CHUNK + TAG);
     let len = chunks
         .len()
@@ -345,7 +351,7 @@ fn decrypt_payload(payload: &[u8], file_key: &FileKey) -> Result<SecretSlice<u8>
         let mut nonce = [0u8; 12];
         nonce[..11].copy_from_slice(&(i as u128).to_be_bytes()[5..]);
         nonce[11] = u8::from(last);
-        let dst = &mut out[at..at + ct.len()];
+        let dst = out.get_mut(at..at + ct.len()).ok_or(OpenError::Tampered)?;
         dst.copy_from_slice(ct);
         aead.decrypt_in_place_detached(&nonce.into(), b"", dst, tag.into())
             .map_err(|_| OpenError::Tampered)?;
@@ -637,6 +643,9 @@ mod tests {
         let payload = ct.len() - (2 * C + 5 + 3 * 16);
         let mut cuts: Vec<usize> = (payload - 20..ct.len()).step_by(997).collect();
         cuts.extend([payload + C + 16, payload + 2 * (C + 16), ct.len() - 1]);
+        // The last chunk cut to fewer bytes than its tag, the header (and MAC) intact: what
+        // anyone who can seal to the opener can send.
+        cuts.extend((1..16).map(|n| payload + 2 * (C + 16) + n));
         for n in cuts {
             assert!(open(&ct[..n], &ring, &b).is_err(), "cut at {n}");
             assert!(age_open(&ct[..n]).is_none(), "age accepts the cut at {n}");

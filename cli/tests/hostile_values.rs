@@ -215,3 +215,42 @@ fn a_value_naming_our_key_id_on_every_stanza_fails_cheaply() {
     .stderr_has(&["hostile.yaml", "spec.encryptedData.password"]);
     assert_eq!(env.snapshot(), before);
 }
+
+/// The payload is not covered by the header MAC: anyone who can seal to the opener's public
+/// key can send a valid header followed by any payload, here one whose last chunk is
+/// shorter than its 16-byte tag. It must fail as tampering, not panic.
+#[test]
+fn a_payload_cut_inside_its_last_tag_fails_cleanly() {
+    let (env, public, _) = setup();
+    // Two chunks: 64 KiB and 4,464 bytes (+ 16-byte tags).
+    env.write("big.bin", vec![b'x'; 70_000]);
+    let sealed = {
+        let _only_child = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        env.run(&[
+            "create",
+            "db",
+            "-n",
+            "prod",
+            "-r",
+            &public,
+            "--from-file",
+            "password=big.bin",
+        ])
+        .ok()
+        .stdout
+    };
+    for keep in [1usize, 5, 15] {
+        let cut = edit_ciphertext(&sealed, "password", |ct| {
+            let last_chunk = 70_000 - 64 * 1024 + 16;
+            ct.truncate(ct.len() - last_chunk + keep);
+        });
+        env.write("cut.yaml", &cut);
+        measured(&env, &["unseal", "-i", "a.key", "-f", "cut.yaml"])
+            .fails(1)
+            .stderr_has(&[
+                "cut.yaml",
+                "spec.encryptedData.password",
+                "altered, truncated or corrupted",
+            ]);
+    }
+}
