@@ -49,6 +49,12 @@ pub struct GitSyncSpec {
     /// Allow plain `v1/Secret` objects with data in the repository (refused by default).
     #[serde(default)]
     pub allow_plaintext_secrets: bool,
+    /// Let kustomize fetch remote bases and resources (URLs, `github.com/…?ref=`, `git@…`)
+    /// for this GitSync. Takes effect only when the agent runs with `--allow-remote-bases`
+    /// (whoever writes a GitSync sets this field, so the agent's admin decides); refused
+    /// before rendering otherwise.
+    #[serde(default)]
+    pub allow_remote_bases: bool,
     /// Credentials in this namespace: `username`+`password` or `bearerToken` for https;
     /// `identity` + `known_hosts` for ssh. The Secret must be labelled
     /// `gitseal.dev/git-credentials: "true"` (and may list the hosts it may be sent to in the

@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// system (other sources' clones, its token), so only for tests and local quick starts.
     #[arg(long)]
     pub allow_local_sources: bool,
+    /// Let kustomize fetch remote bases and resources (URLs) for GitSyncs that set
+    /// `spec.allowRemoteBases: true`. Off: remote references are refused before rendering.
+    #[arg(long)]
+    pub allow_remote_bases: bool,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +108,10 @@ pub struct SyncArgs {
     /// Allow plaintext Secrets with data in the repository.
     #[arg(long)]
     pub allow_plaintext_secrets: bool,
+    /// Let kustomize fetch remote bases and resources (URLs); refused before rendering
+    /// otherwise.
+    #[arg(long)]
+    pub allow_remote_bases: bool,
     /// Print what would be applied (Secret values redacted) without a cluster.
     #[arg(long, conflicts_with_all = ["prune", "once"])]
     pub plan: bool,

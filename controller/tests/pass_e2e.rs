@@ -13,6 +13,7 @@ use gitseal::{Keyring, SecretKey};
 use gitseal_agent::serve::api_counters::{ApiCounters, counting_client};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
+use gitseal_agent::sync::render::RemoteBases;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
@@ -111,6 +112,7 @@ impl Harness {
                 allow_empty: false,
                 allow_plaintext: false,
                 target_namespace: None,
+                remote_bases: RemoteBases::default(),
             },
             state: SyncState::default(),
             ring: Keyring::from_iter([key.clone()]),

@@ -1,6 +1,11 @@
 //! The source-side trust boundaries of `gitseal-agent` (issue 8), each against the real
 //! control plane with real git servers on loopback, the agent as a process:
 //!
+//! - rendering reads only the source's own checkout: kustomize bases, resources and files that
+//!   lead into another source's cached clone or to host files are refused before kustomize
+//!   runs, naming the kustomization file and field; remote bases are refused unless both the
+//!   agent (`--allow-remote-bases`) and the GitSync (`spec.allowRemoteBases`) allow them;
+//!   plain YAML never follows a symbolic link;
 //! - `file://` URLs and local paths need `--allow-local-sources`;
 //! - credentials go only to the origin of the GitSync URL: a redirect elsewhere is refused;
 //! - a Secret is sent as git credentials only when it opted in (label, optional hosts);
@@ -204,6 +209,262 @@ fn configmap(ns: &str, name: &str, value: &str) -> String {
 async fn configmap_exists(t: &AgentTest, name: &str) -> bool {
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), &t.app_ns);
     cms.get_opt(name).await.expect("get configmap").is_some()
+}
+
+/// The label naming the GitSync that applied a ConfigMap.
+async fn applied_by(t: &AgentTest, name: &str) -> Option<String> {
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), &t.app_ns);
+    let cm = cms.get_opt(name).await.expect("get configmap")?;
+    cm.metadata
+        .labels
+        .and_then(|l| l.get("gitseal.dev/sync-name").cloned())
+}
+
+fn inventory_ids(gs: &GitSync) -> Vec<String> {
+    gs.status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .map(|i| i.entries.iter().map(|e| e.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Render: another source's cached clone and host files are out of reach of a kustomization
+/// at any depth; the refusal names the kustomization file, the field and the rule.
+#[tokio::test]
+async fn kustomizations_stay_inside_their_own_checkout() {
+    let t = AgentTest::new("confine").await;
+    let ns = t.app_ns.clone();
+    let victim = TestRepo::named("victim");
+    victim.write("apps/kustomization.yaml", "resources: [cm.yaml]\n");
+    victim.write("apps/cm.yaml", &configmap(&ns, "victim-data", CANARY));
+    victim.commit("the victim's objects");
+    let tenant = TestRepo::named("tenant");
+    tenant.write("apps/kustomization.yaml", "resources: [cm.yaml, base]\n");
+    tenant.write("apps/cm.yaml", &configmap(&ns, "tenant-settings", "a"));
+    tenant.write("apps/base/kustomization.yaml", "resources: [cm.yaml]\n");
+    tenant.write("apps/base/cm.yaml", &configmap(&ns, "tenant-base", "b"));
+    tenant.commit("the tenant's objects");
+    let victim_server = HttpGitServer::start(victim.root(), HttpAuth::None);
+    let tenant_server = HttpGitServer::start(tenant.root(), HttpAuth::None);
+    let agent = start_agent(&t, &[]);
+    apply_gitsync(
+        &t,
+        "victim",
+        json!({"url": victim_server.url(victim.path()), "path": "apps"}),
+    )
+    .await;
+    apply_gitsync(
+        &t,
+        "tenant",
+        json!({"url": tenant_server.url(tenant.path()), "path": "apps"}),
+    )
+    .await;
+    wait_ready(&t, "victim").await;
+    wait_ready(&t, "tenant").await;
+    assert!(configmap_exists(&t, "tenant-base").await);
+
+    // Where the victim's clone lives in the agent's cache: <cache>/<key>/tree.
+    let cache = t.work.path().join("cache");
+    let key = std::fs::read_dir(&cache)
+        .expect("cache folder")
+        .flatten()
+        .find(|e| {
+            std::fs::read_to_string(e.path().join("tree/apps/cm.yaml"))
+                .is_ok_and(|s| s.contains("victim-data"))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .expect("the victim's clone in the cache");
+
+    // From <cache>/<tenant key>/tree/apps/base, four levels up is the cache folder.
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "apps/base/kustomization.yaml",
+            format!("resources: [cm.yaml, ../../../../{key}/tree/apps]\n"),
+            "resources[1]",
+            "leaves the source's checkout",
+        ),
+        (
+            "apps/base/kustomization.yaml",
+            format!(
+                "resources: [cm.yaml]\nconfigMapGenerator:\n- name: stolen\n  files: [token=../../../../{key}/tree/apps/cm.yaml]\n"
+            ),
+            "configMapGenerator[0].files[0]",
+            "leaves the source's checkout",
+        ),
+        (
+            "apps/kustomization.yaml",
+            "resources: [cm.yaml, base]\npatches:\n- path: /etc/hostname\n".to_owned(),
+            "patches[0].path",
+            "absolute path",
+        ),
+        (
+            "apps/kustomization.yaml",
+            "resources: [cm.yaml, base]\ncomponents: [../..]\n".to_owned(),
+            "components[0]",
+            "leaves the source's checkout",
+        ),
+    ];
+    for (file, text, field, rule) in cases {
+        tenant.write("apps/kustomization.yaml", "resources: [cm.yaml, base]\n");
+        tenant.write("apps/base/kustomization.yaml", "resources: [cm.yaml]\n");
+        tenant.write(file, &text);
+        let commit = tenant.commit(&format!("reach out through {field}"));
+        let gs = wait_gitsync(&t, "tenant", &format!("a pass of {commit}"), |gs| {
+            gs.status
+                .as_ref()
+                .and_then(|s| s.last_attempted_revision.as_deref())
+                .is_some_and(|r| r.ends_with(&commit))
+        })
+        .await;
+        let (ok, reason, msg) = ready_condition(&gs).expect("ready");
+        assert!(
+            !ok,
+            "{file} with {field} leading out of the checkout was rendered: {msg}; inventory {:?}",
+            inventory_ids(&gs)
+        );
+        for needle in [file, field, rule] {
+            assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+        }
+        assert_eq!(reason, "RenderRefused", "{msg}");
+        assert!(stalled(&gs), "a refusal needs a change: Stalled");
+        wait_warning(&t, "tenant", &[file, field, rule]).await;
+        assert!(
+            !inventory_ids(&gs).iter().any(|i| i.contains("victim-data")),
+            "{:?}",
+            inventory_ids(&gs)
+        );
+    }
+    assert_eq!(
+        applied_by(&t, "victim-data").await.as_deref(),
+        Some("victim"),
+        "the victim's object was applied by the tenant"
+    );
+    assert!(!configmap_exists(&t, "stolen").await);
+    assert_no_canary(&t, &agent).await;
+}
+
+/// Render: a remote base is fetched only when the agent's admin allows remote bases
+/// (`--allow-remote-bases`) and the GitSync asks for them (`spec.allowRemoteBases`); until then
+/// the remote server sees no request at all.
+#[tokio::test]
+async fn remote_bases_need_the_agent_flag_and_the_gitsync_field() {
+    let t = AgentTest::new("remote-bases").await;
+    let ns = t.app_ns.clone();
+    let remote = TestRepo::named("remote");
+    remote.write("base/kustomization.yaml", "resources: [cm.yaml]\n");
+    remote.write("base/cm.yaml", &configmap(&ns, "remote-cm", "r"));
+    remote.commit("a base");
+    let remote_server = HttpGitServer::start(remote.root(), HttpAuth::None);
+    let tenant = TestRepo::named("tenant");
+    let remote_url = format!("{}//base?ref=main", remote_server.url(remote.path()));
+    tenant.write(
+        "apps/kustomization.yaml",
+        &format!("resources:\n- cm.yaml\n- {remote_url}\n"),
+    );
+    tenant.write("apps/cm.yaml", &configmap(&ns, "tenant-cm", "t"));
+    tenant.commit("a remote base");
+    let tenant_server = HttpGitServer::start(tenant.root(), HttpAuth::None);
+    let url = tenant_server.url(tenant.path());
+
+    let agent = start_agent(&t, &[]);
+    apply_gitsync(&t, "tenant", json!({"url": url, "path": "apps"})).await;
+    let gs = wait_gitsync(&t, "tenant", "a pass", |_| true).await;
+    assert!(
+        remote_server.requests().is_empty(),
+        "the remote base was fetched: {:?}; status {:?}",
+        remote_server.requests(),
+        gs.status
+    );
+    let msg = wait_refused(
+        &t,
+        "tenant",
+        &[
+            "apps/kustomization.yaml",
+            "resources[1]",
+            "remote",
+            "--allow-remote-bases",
+            "spec.allowRemoteBases",
+        ],
+    )
+    .await;
+    assert!(msg.contains("127.0.0.1"), "names the URL: {msg}");
+    wait_warning(&t, "tenant", &["resources[1]", "remote"]).await;
+
+    // The GitSync alone cannot allow it: a tenant writes its own GitSync.
+    apply_gitsync(
+        &t,
+        "tenant",
+        json!({"url": url, "path": "apps", "allowRemoteBases": true}),
+    )
+    .await;
+    wait_refused(&t, "tenant", &["resources[1]", "this agent"]).await;
+    assert!(remote_server.requests().is_empty());
+    assert!(!configmap_exists(&t, "remote-cm").await);
+    drop(agent);
+
+    // The agent's flag alone does not either.
+    let agent = start_agent(&t, &["--allow-remote-bases"]);
+    apply_gitsync(&t, "tenant", json!({"url": url, "path": "apps"})).await;
+    wait_refused(
+        &t,
+        "tenant",
+        &["resources[1]", "spec.allowRemoteBases: true"],
+    )
+    .await;
+    assert!(remote_server.requests().is_empty());
+
+    // Both: rendered.
+    apply_gitsync(
+        &t,
+        "tenant",
+        json!({"url": url, "path": "apps", "allowRemoteBases": true}),
+    )
+    .await;
+    wait_ready(&t, "tenant").await;
+    assert!(configmap_exists(&t, "remote-cm").await);
+    assert!(!remote_server.requests().is_empty());
+    drop(agent);
+}
+
+/// Render: plain YAML never follows a symbolic link (git checks links out as files holding
+/// the link text), and `spec.path` cannot leave the checkout.
+#[tokio::test]
+async fn plain_files_never_follow_links_out_of_the_checkout() {
+    let t = AgentTest::new("links").await;
+    let ns = t.app_ns.clone();
+    let outside = t.work.path().join("outside");
+    std::fs::create_dir_all(outside.join("dir")).expect("mkdir");
+    std::fs::write(outside.join("cm.yaml"), configmap(&ns, "outside-cm", "o")).expect("write");
+    std::fs::write(
+        outside.join("dir/kustomization.yaml"),
+        "resources: [../cm.yaml]\n",
+    )
+    .expect("write");
+    let repo = TestRepo::named("links");
+    repo.write("apps/cm.yaml", &configmap(&ns, "inside-cm", "i"));
+    std::os::unix::fs::symlink(outside.join("cm.yaml"), repo.path().join("apps/link.yaml"))
+        .expect("symlink");
+    repo.write("kust/kustomization.yaml", "resources: [linked]\n");
+    std::os::unix::fs::symlink(outside.join("dir"), repo.path().join("kust/linked"))
+        .expect("symlink");
+    repo.commit("links to files outside");
+    assert_eq!(
+        repo.git(&["ls-files", "-s", "apps/link.yaml"])
+            .split_whitespace()
+            .next(),
+        Some("120000"),
+        "committed as a symbolic link"
+    );
+    let server = HttpGitServer::start(repo.root(), HttpAuth::None);
+    let url = server.url(repo.path());
+    let _agent = start_agent(&t, &[]);
+    apply_gitsync(&t, "plain", json!({"url": url, "path": "apps"})).await;
+    apply_gitsync(&t, "kust", json!({"url": url, "path": "kust"})).await;
+    apply_gitsync(&t, "up", json!({"url": url, "path": "../.."})).await;
+    wait_refused(&t, "plain", &["apps/link.yaml"]).await;
+    wait_refused(&t, "kust", &["kust"]).await;
+    wait_refused(&t, "up", &["leaves the repository"]).await;
+    assert!(!configmap_exists(&t, "outside-cm").await);
 }
 
 /// `file://` URLs and local paths read the agent's own file system (other sources' clones,

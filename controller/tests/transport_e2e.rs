@@ -10,6 +10,7 @@ use std::time::Duration;
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::pass::{SyncSpec, SyncState, run_pass};
+use gitseal_agent::sync::render::RemoteBases;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use secrecy::SecretString;
@@ -42,6 +43,7 @@ fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
         allow_empty: false,
         allow_plaintext: false,
         target_namespace: None,
+        remote_bases: RemoteBases::default(),
     }
 }
 

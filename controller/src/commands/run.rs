@@ -72,6 +72,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         )
         .with_policy(SourcePolicy {
             allow_local_sources: args.allow_local_sources,
+            allow_remote_bases: args.allow_remote_bases,
         })
         .with_keys(key_store, key_usage),
     );

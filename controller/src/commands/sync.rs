@@ -14,6 +14,7 @@ use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::sync::git::{GitAuth, GitSource, default_cache_dir, private_cache_dir};
 use crate::sync::inventory;
 use crate::sync::pass::{SyncSpec, SyncState, plan, run_pass};
+use crate::sync::render::RemoteBases;
 
 /// The cache folder to use, private to this user (created, or checked and refused): `given`,
 /// else this user's default. Shared by `run`.
@@ -47,6 +48,10 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         allow_empty: args.allow_empty,
         allow_plaintext: args.allow_plaintext_secrets,
         target_namespace: args.target_namespace.clone(),
+        remote_bases: RemoteBases {
+            agent: args.allow_remote_bases,
+            gitsync: None,
+        },
     };
     let mut ring = gitseal::read_identity_files(&args.identities)?;
     if args.plan {

@@ -12,7 +12,7 @@ use super::git::{Checkout, GitError, GitSource};
 use super::object::{Object, known_cluster_scoped};
 use super::open::{DecryptError, open_all, redacted, settle_namespace};
 use super::prune::{prune, refuse_empty};
-use super::render::{RenderError, render};
+use super::render::{RemoteBases, RenderError, render};
 use crate::keys::usage::Use;
 
 /// Everything one source's pass needs to know.
@@ -28,6 +28,8 @@ pub struct SyncSpec {
     pub allow_empty: bool,
     pub allow_plaintext: bool,
     pub target_namespace: Option<String>,
+    /// Whether kustomize may fetch remote bases.
+    pub remote_bases: RemoteBases,
 }
 
 /// What a source remembers between passes.
@@ -47,8 +49,8 @@ pub struct SyncState {
 /// The parts of a spec that change what a revision renders to.
 fn spec_key(spec: &SyncSpec) -> String {
     format!(
-        "{}\0{}\0{:?}\0{}",
-        spec.source.url, spec.path, spec.target_namespace, spec.allow_plaintext
+        "{}\0{}\0{:?}\0{}\0{:?}",
+        spec.source.url, spec.path, spec.target_namespace, spec.allow_plaintext, spec.remote_bases
     )
 }
 
@@ -105,6 +107,7 @@ impl PassError {
         match self {
             PassError::Fetch(e) if e.is_refusal() => "SourceRefused",
             PassError::Fetch(_) => "FetchFailed",
+            PassError::Render(RenderError::Refused { .. }) => "RenderRefused",
             PassError::Render(_) => "RenderFailed",
             PassError::Decrypt(_) => "DecryptFailed",
             PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
@@ -136,7 +139,7 @@ async fn fetch_render(
     cache_dir: &Path,
 ) -> Result<(Checkout, Vec<Object>), PassError> {
     let checkout = spec.source.fetch(cache_dir).await?;
-    let objects = render(&checkout.dir, &spec.path, spec.timeout).await?;
+    let objects = render(&checkout.dir, &spec.path, spec.remote_bases, spec.timeout).await?;
     Ok((checkout, objects))
 }
 
@@ -186,7 +189,7 @@ pub async fn run_pass(
             duration: start.elapsed(),
         });
     }
-    let mut objects = render(&checkout.dir, &spec.path, spec.timeout)
+    let mut objects = render(&checkout.dir, &spec.path, spec.remote_bases, spec.timeout)
         .await
         .map_err(|e| fail(e.into()))?;
     // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's

@@ -1,12 +1,20 @@
 //! Rendering a folder of the checkout into objects: Kustomize when the folder has a
 //! kustomization, else every `*.yaml|*.yml|*.json` below it (multi-document).
+//!
+//! Rendering reads only the source's own checkout: every kustomization reachable from the
+//! folder is checked before kustomize runs ([`confine`]: nothing outside the checkout, no
+//! remote base unless [`RemoteBases`] allows it), and kustomize runs sandboxed ([`sandbox`]).
+//! Plain files are read from the folder itself, never through a symbolic link (git checks
+//! links out as files holding the link text).
+
+mod confine;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gitseal::manifest::parse_documents;
-use tokio::process::Command;
 
 use super::object::{Object, ObjectId};
 
@@ -36,6 +44,15 @@ pub enum RenderError {
         first: String,
         second: String,
     },
+    /// A kustomization names something outside the source's checkout, or remote.
+    #[error("{file}: {field}{value}: {rule}")]
+    Refused {
+        file: String,
+        field: String,
+        /// Empty, or `` ` `the value` ` `` with a leading space.
+        value: String,
+        rule: String,
+    },
     #[error("kustomize build {dir} failed: {stderr}")]
     Kustomize { dir: String, stderr: String },
     #[error("kustomize build {0} timed out")]
@@ -60,6 +77,7 @@ impl RenderError {
             RenderError::PathNotFound(_) | RenderError::PathEscapes(_) => "path",
             RenderError::Invalid { .. } | RenderError::Manifest(_) => "invalid_manifest",
             RenderError::Duplicate { .. } => "duplicate",
+            RenderError::Refused { .. } => "render_refused",
             RenderError::Kustomize { .. }
             | RenderError::KustomizeTimeout(_)
             | RenderError::NoKustomize => "kustomize",
@@ -68,10 +86,43 @@ impl RenderError {
     }
 }
 
-/// Renders `path` (relative to the checkout `root`).
+/// Whether kustomize may fetch remote bases and resources (URLs): only when the agent's admin
+/// allows them (`--allow-remote-bases`) and, under `run`, the GitSync asks for them
+/// (`spec.allowRemoteBases`; a tenant writes its own GitSync, so the field alone is no
+/// boundary). `gitsync: None` is `sync`, whose flags are the operator's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RemoteBases {
+    pub agent: bool,
+    pub gitsync: Option<bool>,
+}
+
+impl RemoteBases {
+    pub fn allowed(&self) -> bool {
+        self.agent && self.gitsync.unwrap_or(true)
+    }
+
+    /// Why a remote reference is refused, and what would allow it.
+    fn refusal(&self) -> String {
+        let what = "remote resource refused (kustomize would fetch it from the network)";
+        match (self.agent, self.gitsync) {
+            (false, None) => format!("{what}: run `gitseal-agent sync` with --allow-remote-bases"),
+            (false, Some(false)) => format!(
+                "{what}: remote bases need `spec.allowRemoteBases: true` on the GitSync and the agent started with --allow-remote-bases by its admin"
+            ),
+            (false, Some(true)) => format!(
+                "{what}: the GitSync sets spec.allowRemoteBases, but this agent was not started with --allow-remote-bases (its admin's decision)"
+            ),
+            (true, _) => format!("{what}: the GitSync does not set `spec.allowRemoteBases: true`"),
+        }
+    }
+}
+
+/// Renders `path` (relative to the checkout `root`); kustomize may fetch remote bases only
+/// as `remote` allows.
 pub async fn render(
     root: &Path,
     path: &str,
+    remote: RemoteBases,
     timeout: Duration,
 ) -> Result<Vec<Object>, RenderError> {
     let shown = if path.is_empty() { "." } else { path };
@@ -93,7 +144,8 @@ pub async fn render(
             .into_owned()
     };
     let objects = if dir.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file()) {
-        kustomize(&dir, &rel(&dir), timeout).await?
+        confine::check(&root, &dir, remote)?;
+        kustomize(&dir, &rel(&dir), remote.allowed(), timeout).await?
     } else {
         plain(&dir, &rel)?
     };
@@ -210,31 +262,37 @@ fn check_objects(objects: &[Object]) -> Result<(), RenderError> {
     Ok(())
 }
 
-async fn kustomize(dir: &Path, shown: &str, timeout: Duration) -> Result<Vec<Object>, RenderError> {
-    let mut cmd = if which("kustomize") {
-        let mut c = Command::new("kustomize");
-        c.arg("build").arg(dir);
-        c
-    } else if which("kubectl") {
-        let mut c = Command::new("kubectl");
-        c.arg("kustomize").arg(dir);
-        c
-    } else {
-        return Err(RenderError::NoKustomize);
-    };
-    cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
-    let output = tokio::time::timeout(timeout, cmd.output())
+async fn kustomize(
+    dir: &Path,
+    shown: &str,
+    remote_bases: bool,
+    timeout: Duration,
+) -> Result<Vec<Object>, RenderError> {
+    let sandbox::Kustomize { mut cmd, private } = sandbox::kustomize(dir, remote_bases)?;
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().map_err(|e| RenderError::Io {
+        file: shown.to_owned(),
+        error: e,
+    })?;
+    let mut group = sandbox::GroupGuard(child.id());
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .map_err(|_| RenderError::KustomizeTimeout(shown.to_owned()))?
         .map_err(|e| RenderError::Io {
             file: shown.to_owned(),
             error: e,
         })?;
+    // Reaped: its process group is gone (or, with remote bases, goes when git does).
+    if output.status.success() {
+        group.0 = None;
+    }
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let root = dir.to_string_lossy();
         let stderr: String = stderr
             .replace(root.as_ref(), ".")
+            .replace(private.path().to_string_lossy().as_ref(), "<private>")
             .chars()
             .take(2000)
             .collect();
@@ -249,11 +307,6 @@ async fn kustomize(dir: &Path, shown: &str, timeout: Duration) -> Result<Vec<Obj
     })?;
     let text = zeroize::Zeroizing::new(text);
     parse(&format!("kustomize build {shown}"), &text)
-}
-
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
 #[cfg(test)]
@@ -275,6 +328,43 @@ mod tests {
         );
     }
 
+    /// Past the pre-scan (called directly here), kustomize still reaches nothing: a remote
+    /// base is neither fetched over http (every proxy is a closed port) nor cloned (no git on
+    /// its PATH), and a file outside its root is refused by the load restrictor.
+    #[tokio::test]
+    async fn kustomize_itself_runs_without_network_git_or_outside_files() {
+        let d = tempfile::tempdir().unwrap();
+        let write = |f: &str, text: &str| {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write(
+            "remote/kustomization.yaml",
+            "resources:\n- https://example.invalid/o/r//x?ref=main\n",
+        );
+        write("secret.txt", "CANARY-sandbox");
+        write(
+            "outside/kustomization.yaml",
+            "configMapGenerator:\n- name: x\n  files: [../secret.txt]\n",
+        );
+        let timeout = Duration::from_secs(60);
+        let e = kustomize(&d.path().join("remote"), "remote", false, timeout)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("127.0.0.1:1") && e.contains("no 'git' program"),
+            "{e}"
+        );
+        let e = kustomize(&d.path().join("outside"), "outside", false, timeout)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not in or below"), "{e}");
+        assert!(!e.contains("CANARY-sandbox"), "{e}");
+    }
+
     #[tokio::test]
     async fn plain_folder_and_duplicates() {
         let d = tempfile::tempdir().unwrap();
@@ -282,27 +372,47 @@ mod tests {
         std::fs::write(d.path().join("apps/a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n").unwrap();
         std::fs::write(d.path().join("apps/.hidden/c.yaml"), "nope: [").unwrap();
         std::fs::write(d.path().join("apps/readme.md"), "nope").unwrap();
-        let objs = render(d.path(), "apps", Duration::from_secs(30))
-            .await
-            .unwrap();
+        let objs = render(
+            d.path(),
+            "apps",
+            RemoteBases::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
         assert_eq!(objs.len(), 2);
         std::fs::write(
             d.path().join("apps/z.json"),
             r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x"}}"#,
         )
         .unwrap();
-        let e = render(d.path(), "apps", Duration::from_secs(30))
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = render(
+            d.path(),
+            "apps",
+            RemoteBases::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("duplicate object ConfigMap x/a: in apps/a.yaml document 1 and in apps/z.json document 1"), "{e}");
-        let e = render(d.path(), "../", Duration::from_secs(30))
-            .await
-            .unwrap_err();
+        let e = render(
+            d.path(),
+            "../",
+            RemoteBases::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, RenderError::PathEscapes(_)), "{e}");
-        let e = render(d.path(), "nope", Duration::from_secs(30))
-            .await
-            .unwrap_err();
+        let e = render(
+            d.path(),
+            "nope",
+            RemoteBases::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, RenderError::PathNotFound(_)), "{e}");
     }
 }

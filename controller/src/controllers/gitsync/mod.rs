@@ -35,6 +35,9 @@ type SourceKey = (String, String);
 pub struct SourcePolicy {
     /// `--allow-local-sources`: `file://` URLs and local paths.
     pub allow_local_sources: bool,
+    /// `--allow-remote-bases`: kustomize may fetch remote bases for GitSyncs that ask
+    /// (`spec.allowRemoteBases`).
+    pub allow_remote_bases: bool,
 }
 
 /// Shared by every reconcile.
@@ -117,13 +120,25 @@ async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) ->
     Ok(())
 }
 
+/// An Event about `gs` (only ever on a change). The Recorder folds Events of the same type,
+/// reason and action into one series that keeps its first note; a warning's note names what
+/// failed (the file, field and rule of a refusal), so each distinct one gets its own action
+/// (`Reconcile-` and a digest of the note) and shows as an Event of its own.
 async fn event(ctx: &Context, gs: &GitSync, warning: bool, reason: &str, note: &str) {
+    use sha2::Digest as _;
+    let action = if warning {
+        let digest = sha2::Sha256::digest(note.as_bytes());
+        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("Reconcile-{hex}")
+    } else {
+        "Reconcile".to_owned()
+    };
     publish(
         &ctx.recorder,
         &gs.object_ref(&()),
         warning,
         reason,
-        "Reconcile",
+        &action,
         note,
     )
     .await;

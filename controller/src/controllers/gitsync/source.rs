@@ -16,6 +16,7 @@ use zeroize::Zeroize as _;
 use crate::kube_error::kube_message;
 use crate::sync::git::{GitAuth, GitRef, GitSource, host_and_port, split_host_port};
 use crate::sync::pass::SyncSpec;
+use crate::sync::render::RemoteBases;
 
 use super::SourcePolicy;
 
@@ -174,6 +175,10 @@ pub async fn sync_spec(
             allow_empty: gs.spec.allow_empty,
             allow_plaintext: gs.spec.allow_plaintext_secrets,
             target_namespace: gs.spec.target_namespace.clone(),
+            remote_bases: RemoteBases {
+                agent: policy.allow_remote_bases,
+                gitsync: Some(gs.spec.allow_remote_bases),
+            },
         },
         interval,
     ))
