@@ -19,7 +19,7 @@ use crate::conditions::{WithConditions, conditions_schema};
     kind = "SealedSecret",
     namespaced,
     status = "SealedSecretStatus",
-    doc = "A Secret sealed with gitseal. gitseal-agent opens it into a Secret of the same name and namespace, owned by this object (deleting it deletes the Secret). An existing Secret it does not own is refused (Ready False, reason SecretExists) unless that Secret is annotated gitseal.dev/managed: \"true\". The annotation gitseal.dev/scope (strict, namespace, cluster) must match how the values were sealed.",
+    doc = "A Secret sealed with gitseal. gitseal-agent opens it into a Secret of the same name and namespace, owned by this object (deleting it deletes the Secret). An existing Secret it does not own is refused (Ready False, reason SecretExists) unless that Secret is annotated gitseal.dev/managed: \"true\": then the first SealedSecret of that name takes it over, once (an Event says so on both objects), and the annotation is set to that SealedSecret's uid, so no other SealedSecret can take it over. The annotation gitseal.dev/scope (strict, namespace, cluster) must match how the values were sealed.",
     shortname = "gss",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#

@@ -31,9 +31,9 @@ struct Env {
     client: kube::Client,
     app_ns: String,
     key: SecretKey,
-
-    _test: AgentTest,
+    // Dropped before the test's work folder, so a failing test still shows the agent's log.
     agent: AgentProcess,
+    _test: AgentTest,
 }
 
 async fn start(prefix: &str) -> Env {
@@ -546,6 +546,159 @@ async fn least_privilege_agent_recreates_immutable_secrets() {
     assert!(
         !logs.contains("(403)") && !logs.contains("forbidden"),
         "forbidden requests:\n{logs}"
+    );
+    env.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn takeover_happens_once_by_the_first_sealed_secret_with_an_event() {
+    // Under deploy/rbac.yaml's rules, as the agent is deployed.
+    let env = start_with("sealed-takeover", true).await;
+    let annotate = |value: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "shared", "annotations": {"gitseal.dev/managed": value}}
+        })
+    };
+    let mut original = annotate("true");
+    original["stringData"] = json!({"password": "original"});
+    // The type the SealedSecrets below produce, so the takeover updates it in place.
+    original["type"] = json!("gitseal.dev/test");
+    env.secrets()
+        .patch(
+            "shared",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(&original),
+        )
+        .await
+        .expect("annotated secret");
+
+    // The first SealedSecret of that name takes it over, says so on both objects, and binds
+    // the annotation to its own uid.
+    let first = format!("{CANARY}-first");
+    let a = env
+        .apply(&env.manifest("shared", &env.app_ns, Scope::Strict, &first))
+        .await;
+    let uid_a = a.uid().expect("uid");
+    env.wait_ready("shared", "True", "Unsealed").await;
+    let s = env.secrets().get("shared").await.expect("get");
+    assert_eq!(value(&s, "password"), Some(first.as_bytes().to_vec()));
+    assert_eq!(s.owner_references()[0].uid, uid_a);
+    assert_eq!(
+        s.annotations().get("gitseal.dev/managed"),
+        Some(&uid_a),
+        "the annotation is bound to the SealedSecret that took it over"
+    );
+    let ev = env.wait_event("shared", "Normal", "TookOver").await;
+    let note = ev.message.unwrap_or_default();
+    assert!(
+        note.contains(&uid_a) && note.contains("taken over"),
+        "{note}"
+    );
+    let on_secret = wait_for("an Event on the Secret", || async {
+        let api: Api<Event> = Api::namespaced(env.client.clone(), &env.app_ns);
+        let list = api.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.involved_object.kind.as_deref() == Some("Secret")
+                && e.involved_object.name.as_deref() == Some("shared")
+                && e.reason.as_deref() == Some("TakenOver")
+        })
+    })
+    .await;
+    assert!(
+        on_secret
+            .message
+            .unwrap_or_default()
+            .contains(&format!("SealedSecret {}/shared", env.app_ns))
+    );
+
+    // Its SealedSecret goes, the Secret stays (orphaned): a second SealedSecret of the same
+    // name cannot take it over again.
+    env.sealed()
+        .delete(
+            "shared",
+            &DeleteParams {
+                propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .expect("delete, orphaning the Secret");
+    wait_for("the Secret orphaned", || async {
+        let s = env.secrets().get_opt("shared").await.ok()??;
+        let gone = env.sealed().get_opt("shared").await.ok()?.is_none();
+        (gone && s.owner_references().is_empty()).then_some(())
+    })
+    .await;
+    let second = format!("{CANARY}-second");
+    env.apply(&env.manifest("shared", &env.app_ns, Scope::Strict, &second))
+        .await;
+    let b = env.wait_ready("shared", "False", "SecretExists").await;
+    let msg = &ready(&b).expect("ready").message;
+    assert!(
+        msg.contains("taken over by another SealedSecret") && msg.contains(&uid_a),
+        "{msg}"
+    );
+    let s = env.secrets().get("shared").await.expect("get");
+    assert_eq!(value(&s, "password"), Some(first.as_bytes().to_vec()));
+    assert!(s.owner_references().is_empty());
+
+    // The Secret's owner hands it over again, explicitly: the new SealedSecret takes it.
+    env.secrets()
+        .patch(
+            "shared",
+            &PatchParams::apply("owner").force(),
+            &Patch::Apply(annotate("true")),
+        )
+        .await
+        .expect("annotate again");
+    let uid_b = b.uid().expect("uid");
+    wait_for("the second takeover", || async {
+        let s = env.secrets().get("shared").await.ok()?;
+        (value(&s, "password")? == second.as_bytes()
+            && s.annotations().get("gitseal.dev/managed") == Some(&uid_b))
+        .then_some(())
+    })
+    .await;
+    env.wait_event("shared", "Normal", "TookOver").await;
+
+    // A Secret of another type is recreated by the takeover, bound all the same.
+    let mut opaque = annotate("true");
+    opaque["metadata"]["name"] = json!("opaque");
+    opaque["stringData"] = json!({"password": "original"});
+    env.secrets()
+        .patch(
+            "opaque",
+            &PatchParams::apply("owner"),
+            &Patch::Apply(&opaque),
+        )
+        .await
+        .expect("opaque secret");
+    let c = env
+        .apply(&env.manifest("opaque", &env.app_ns, Scope::Strict, &first))
+        .await;
+    env.wait_ready("opaque", "True", "Unsealed").await;
+    let s = env.secrets().get("opaque").await.expect("get");
+    assert_eq!(s.type_.as_deref(), Some("gitseal.dev/test"));
+    assert_eq!(
+        s.annotations().get("gitseal.dev/managed"),
+        Some(&c.uid().expect("uid"))
+    );
+    env.wait_event("opaque", "Normal", "TookOver").await;
+
+    // A template cannot pre-set the annotation on the Secret it produces.
+    let mut m = env.manifest("preset", &env.app_ns, Scope::Strict, CANARY);
+    m["spec"]["template"]["metadata"]["annotations"]["gitseal.dev/managed"] = json!("true");
+    env.apply(&m).await;
+    let ss = env.wait_ready("preset", "False", "InvalidSpec").await;
+    let msg = &ready(&ss).expect("ready").message;
+    assert!(msg.contains("gitseal.dev/managed"), "{msg}");
+    assert!(
+        env.secrets()
+            .get_opt("preset")
+            .await
+            .expect("get")
+            .is_none()
     );
     env.assert_no_leak().await;
 }

@@ -9,7 +9,8 @@
 //! differ from what is already there. A reconcile of an unchanged SealedSecret writes nothing.
 //!
 //! An existing Secret that this SealedSecret does not own is never taken over, unless it is
-//! annotated `gitseal.dev/managed: "true"`.
+//! annotated `gitseal.dev/managed: "true"`: then the first SealedSecret of its name takes it
+//! over, once, says so in an Event on both objects, and binds the annotation to its own uid.
 
 mod secret;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gitseal_api::conditions::{READY, STALLED, condition, settle};
-use gitseal_api::names::SEALED_SECRET_LABEL;
+use gitseal_api::names::{MANAGED_ANNOTATION, SEALED_SECRET_LABEL};
 use gitseal_api::{SealedSecret, SealedSecretStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -30,7 +31,7 @@ use zeroize::Zeroize;
 use crate::keys::{KeyStore, KeyUsage, Use};
 use crate::kube_error::kube_message;
 use crate::serve::events::{event_recorder, publish};
-use secret::{Change, Failure, decide_and_write, desired, open, to_core};
+use secret::{Change, Failure, check_template, decide_and_write, desired, open, to_core};
 
 /// Time between two reconciles of a SealedSecret that is up to date (a safety net; changes
 /// to the SealedSecret or its Secret are seen at once through the watches).
@@ -91,6 +92,7 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
         .clone()
         .ok_or_else(|| Failure::new("InvalidSpec", "the SealedSecret has no uid yet"))?;
     let core = to_core(ss)?;
+    check_template(&core)?;
     let ring = match &ctx.keys {
         Some((store, _)) => {
             store.ready().await;
@@ -100,7 +102,7 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
             .await
             .map_err(|e| Failure::api("reading the sealing keys", &e))?,
     };
-    let want = desired(ss, open(&core, &ring)?, &uid);
+    let mut want = desired(ss, open(&core, &ring)?, &uid);
     if let Some((_, usage)) = &ctx.keys {
         // Which key this object needs, for `gitseal keys list` and `keys retire`; written
         // only when it changes.
@@ -125,7 +127,7 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
         .get_opt(&name)
         .await
         .map_err(|e| Failure::api(&format!("reading Secret {name}"), &e))?;
-    let result = decide_and_write(&api, live.as_ref(), &want, &uid, &name).await;
+    let result = decide_and_write(&api, live.as_ref(), &mut want, &uid, &name).await;
     if let Some(data) = live.as_mut().and_then(|l| l.data.as_mut()) {
         data.values_mut().for_each(|v| v.0.zeroize());
     }
@@ -171,6 +173,35 @@ async fn event(
     .await;
 }
 
+/// Says, on the SealedSecret and on the Secret, that an existing Secret was taken over.
+async fn took_over(ctx: &Context, ss: &SealedSecret, ns: &str, name: &str, keys: usize) {
+    let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+    tracing::info!(sealedsecret = %format!("{ns}/{name}"), secret = %name, uid, keys, "took over an existing Secret annotated gitseal.dev/managed=true");
+    let note = format!(
+        "existing Secret {name} (annotated {MANAGED_ANNOTATION}=true) taken over with {keys} key(s); the annotation now holds this SealedSecret's uid {uid}, so no other SealedSecret can take it over"
+    );
+    event(ctx, ss, false, "TookOver", "TakeOver", &note).await;
+    let secret = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Secret".into()),
+        namespace: Some(ns.to_owned()),
+        name: Some(name.to_owned()),
+        ..Default::default()
+    };
+    let note = format!(
+        "taken over by SealedSecret {ns}/{name} (uid {uid}) because it was annotated {MANAGED_ANNOTATION}=true; the annotation is now bound to that SealedSecret"
+    );
+    publish(
+        &ctx.recorder,
+        &secret,
+        false,
+        "TakenOver",
+        "TakeOver",
+        &note,
+    )
+    .await;
+}
+
 async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
     if ss.metadata.deletion_timestamp.is_some() {
         // Its Secret goes with it (garbage collection): nothing to open or recreate.
@@ -190,11 +221,15 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
         Ok((change, keys)) => {
             let message = format!("Secret {name} holds the {keys} unsealed key(s)");
             status.conditions = vec![condition(READY, true, "Unsealed", &message, generation)];
-            if change != Change::Unchanged {
+            if change == Change::TakenOver {
+                took_over(&ctx, &ss, &ns, &name, keys).await;
+            } else if change != Change::Unchanged {
                 let (verb, action) = match change {
                     Change::Created => ("created", "Create"),
                     Change::Recreated => ("recreated", "Recreate"),
-                    Change::Updated | Change::Unchanged => ("updated", "Update"),
+                    Change::Updated | Change::Unchanged | Change::TakenOver => {
+                        ("updated", "Update")
+                    }
                 };
                 tracing::info!(sealedsecret = %object, secret = %name, keys, action = verb, "unsealed");
                 event(

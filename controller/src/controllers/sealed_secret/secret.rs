@@ -63,6 +63,9 @@ pub(super) enum Change {
     Updated,
     /// Deleted and created again: its type changed, or it is immutable and its content did.
     Recreated,
+    /// An existing Secret annotated `gitseal.dev/managed: "true"` became this SealedSecret's;
+    /// the annotation now holds its uid, so no other SealedSecret can take it over.
+    TakenOver,
 }
 
 /// The Secret a SealedSecret opens to, as a server-side apply body. Its `data` holds
@@ -75,6 +78,16 @@ pub(super) struct Desired {
     immutable: Option<bool>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+}
+
+impl Desired {
+    /// Keeps (or sets) `gitseal.dev/managed: <uid>` on the Secret: the takeover is bound to
+    /// this SealedSecret.
+    fn bind(&mut self, uid: &str) {
+        self.annotations
+            .insert(MANAGED_ANNOTATION.to_owned(), uid.to_owned());
+        self.body["metadata"]["annotations"] = json!(self.annotations);
+    }
 }
 
 impl Drop for Desired {
@@ -114,6 +127,20 @@ pub(super) fn to_core(ss: &SealedSecret) -> Result<gitseal::SealedSecret, Failur
         };
         Failure::new("InvalidSpec", message).stalled()
     })
+}
+
+/// Refuses a template that sets what only the agent may set on the Secret it produces.
+pub(super) fn check_template(core: &gitseal::SealedSecret) -> Result<(), Failure> {
+    if core.template.annotations.contains_key(MANAGED_ANNOTATION) {
+        return Err(Failure::new(
+            "InvalidSpec",
+            format!(
+                "spec.template.metadata.annotations: {MANAGED_ANNOTATION} is set by gitseal-agent when it takes a Secret over; a template may not set it"
+            ),
+        )
+        .stalled());
+    }
+    Ok(())
 }
 
 /// Opens every value, checking the scope against the SealedSecret's own namespace and name.
@@ -254,15 +281,50 @@ fn up_to_date(live: &Secret, want: &Desired, uid: &str) -> bool {
         )
 }
 
+/// Whether this SealedSecret (`uid`) may write an existing Secret it does not own yet: only
+/// when the Secret is annotated `gitseal.dev/managed: "true"` (the first SealedSecret to come
+/// takes it over, once) or already bound to this uid, and no other controller owns it.
+fn may_take_over(live: &Secret, uid: &str, name: &str) -> Result<bool, Failure> {
+    let other_owner = live
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+        .map(|r| format!(" (it is controlled by {} {})", r.kind, r.name));
+    let annotation = live
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(MANAGED_ANNOTATION))
+        .map(String::as_str);
+    let refused = |why: String| Err(Failure::new("SecretExists", why));
+    match (annotation, other_owner) {
+        (_, Some(owner)) => refused(format!(
+            "Secret {name} already exists and is not owned by this SealedSecret{owner}; delete it, or remove that owner first"
+        )),
+        (Some("true"), None) => Ok(true),
+        (Some(v), None) if v == uid => Ok(false),
+        (Some(other), None) => refused(format!(
+            "Secret {name} already exists and was taken over by another SealedSecret (uid {}): its {MANAGED_ANNOTATION} annotation is bound to that one; to hand it to this SealedSecret, set {MANAGED_ANNOTATION}=true on the Secret again",
+            gitseal::scope::printable(other)
+        )),
+        (None, None) => refused(format!(
+            "Secret {name} already exists and is not owned by this SealedSecret; delete it, or annotate it {MANAGED_ANNOTATION}=true to let gitseal-agent take it over (once, by the first SealedSecret of this name)"
+        )),
+    }
+}
+
 /// Makes the Secret what the SealedSecret opens to, writing only when it differs.
 pub(super) async fn decide_and_write(
     api: &Api<Secret>,
     live: Option<&Secret>,
-    want: &Desired,
+    want: &mut Desired,
     uid: &str,
     name: &str,
 ) -> Result<Change, Failure> {
     let mut change = Change::Created;
+    let mut precondition = None;
     if let Some(live) = live {
         let owned = live
             .metadata
@@ -270,34 +332,27 @@ pub(super) async fn decide_and_write(
             .iter()
             .flatten()
             .any(|r| r.uid == uid);
-        let managed = live
+        let take_over = !owned && may_take_over(live, uid, name)?;
+        let bound = live
             .metadata
             .annotations
             .as_ref()
             .and_then(|a| a.get(MANAGED_ANNOTATION))
-            .is_some_and(|v| v == "true");
-        if !owned && !managed {
-            let other_owner = live
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .find(|r| r.controller == Some(true))
-                .map(|r| format!(" (it is controlled by {} {})", r.kind, r.name))
-                .unwrap_or_default();
-            return Err(Failure::new(
-                "SecretExists",
-                format!(
-                    "Secret {name} already exists and is not owned by this SealedSecret{other_owner}; \
-                     delete it, or annotate it {MANAGED_ANNOTATION}=true to let gitseal-agent take it over"
-                ),
-            ));
+            .is_some_and(|v| v == uid);
+        if take_over || bound {
+            want.bind(uid);
         }
-        if up_to_date(live, want, uid) {
+        if !take_over && up_to_date(live, want, uid) {
             return Ok(Change::Unchanged);
         }
-        change = Change::Updated;
-        // The type of a Secret never changes, nor does anything in an immutable one.
+        change = if take_over {
+            Change::TakenOver
+        } else {
+            Change::Updated
+        };
+        // The type of a Secret never changes, nor does anything in an immutable one. Both
+        // writes happen only if the Secret is still as read (annotated "true" for a
+        // takeover): the delete has preconditions, the apply a resourceVersion.
         if live.type_.as_deref().unwrap_or("Opaque") != want.type_ || live.immutable == Some(true) {
             let dp = DeleteParams {
                 preconditions: Some(Preconditions {
@@ -309,16 +364,26 @@ pub(super) async fn decide_and_write(
             api.delete(name, &dp)
                 .await
                 .map_err(|e| Failure::api(&format!("deleting Secret {name} to recreate it"), &e))?;
-            change = Change::Recreated;
+            if !take_over {
+                change = Change::Recreated;
+            }
+        } else if take_over {
+            precondition = live.metadata.resource_version.clone();
         }
     }
-    api.patch(
-        name,
-        &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
-        &Patch::Apply(&want.body),
-    )
-    .await
-    .map_err(|e| Failure::api(&format!("applying Secret {name}"), &e))?;
+    let mut body = want.body.clone();
+    if let Some(rv) = precondition {
+        body["metadata"]["resourceVersion"] = json!(rv);
+    }
+    let result = api
+        .patch(
+            name,
+            &PatchParams::apply(AGENT_FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await;
+    zeroize_json(&mut body);
+    result.map_err(|e| Failure::api(&format!("applying Secret {name}"), &e))?;
     Ok(change)
 }
 
