@@ -2,6 +2,7 @@
 //! existing one, opening one into a Secret and re-sealing for new recipients.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 use secrecy::{ExposeSecret, SecretSlice};
@@ -168,7 +169,9 @@ pub fn unseal(
 /// over the cores (rayon's pool), so a few large SealedSecrets and many small ones both
 /// keep every core busy. Each item is `(sealed, namespace)` as for [`unseal`]; the
 /// results come back in the same order. Within one SealedSecret the error reported is
-/// that of its first failing key (in key order), whatever order the jobs ran in.
+/// that of its first failing key (in key order), whatever order the jobs ran in; once a key
+/// has failed, the keys after it are not opened (a SealedSecret of thousands of values that
+/// all fail costs about one failed value per core, not thousands).
 pub fn unseal_many<'a>(
     items: impl IntoIterator<Item = (&'a SealedSecret, Option<&'a str>)>,
     ring: &Keyring,
@@ -177,24 +180,43 @@ pub fn unseal_many<'a>(
         .into_iter()
         .map(|(s, ns)| (s, s.namespace.as_deref().or(ns)))
         .collect();
-    let jobs: Vec<(usize, &String, &Vec<u8>)> = items
+    // (item, position of the key within the item, key, ciphertext)
+    let jobs: Vec<(usize, usize, &String, &Vec<u8>)> = items
         .iter()
         .enumerate()
-        .flat_map(|(i, (s, _))| s.encrypted_data.iter().map(move |(k, ct)| (i, k, ct)))
+        .flat_map(|(i, (s, _))| {
+            s.encrypted_data
+                .iter()
+                .enumerate()
+                .map(move |(j, (k, ct))| (i, j, k, ct))
+        })
         .collect();
-    let opened: Vec<Result<SecretSlice<u8>, OpenError>> = jobs
+    // Per item, the position of its first failing key found so far: keys after it are
+    // skipped, keys before it still run, so the error reported stays the first in key order.
+    let first_failure: Vec<AtomicUsize> =
+        items.iter().map(|_| AtomicUsize::new(usize::MAX)).collect();
+    let opened: Vec<Option<Result<SecretSlice<u8>, OpenError>>> = jobs
         .par_iter()
-        .map(|&(i, key, ct)| {
+        .map(|&(i, j, key, ct)| {
+            if first_failure[i].load(Ordering::Relaxed) < j {
+                return None;
+            }
             let (sealed, ns) = items[i];
-            let expected = Binding::new(sealed.scope, ns, Some(&sealed.name), key)
-                .map_err(|e| OpenError::Malformed(binding_problem(&e)))?;
-            format::open(ct, ring, &expected)
+            let result = Binding::new(sealed.scope, ns, Some(&sealed.name), key)
+                .map_err(|e| OpenError::Malformed(binding_problem(&e)))
+                .and_then(|expected| format::open(ct, ring, &expected));
+            if result.is_err() {
+                first_failure[i].fetch_min(j, Ordering::Relaxed);
+            }
+            Some(result)
         })
         .collect();
     let mut out: Vec<Result<BTreeMap<String, SecretSlice<u8>>, UnsealError>> =
         items.iter().map(|_| Ok(BTreeMap::new())).collect();
-    for ((i, key, _), result) in jobs.into_iter().zip(opened) {
+    for ((i, _, key, _), result) in jobs.into_iter().zip(opened) {
         let Ok(data) = &mut out[i] else { continue };
+        // Skipped: a key before it failed, and that error is reported.
+        let Some(result) = result else { continue };
         match result {
             Ok(value) => {
                 data.insert(key.clone(), value);
@@ -304,6 +326,23 @@ mod tests {
             unseal(&sealed, &ring_b, None).unwrap().data["pw"].expose_secret(),
             b"hunter2"
         );
+    }
+
+    #[test]
+    fn the_first_failing_key_in_order_is_reported() {
+        let (a, b) = (SecretKey::generate(), SecretKey::generate());
+        let mut s = secret(Some("prod"));
+        for i in 0..200 {
+            s.data
+                .insert(format!("k{i:03}"), SecretSlice::from(b"v".to_vec()));
+        }
+        let sealed = seal_secret(&s, &[b.public().clone()], &SealTarget::default()).unwrap();
+        let ring_a = Keyring::from_iter([a]);
+        for _ in 0..5 {
+            let e = unseal(&sealed, &ring_a, None).unwrap_err();
+            assert_eq!(e.key, "k000");
+            assert!(matches!(e.error, OpenError::NoMatchingKey { .. }), "{e}");
+        }
     }
 
     #[test]

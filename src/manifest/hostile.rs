@@ -1,7 +1,7 @@
-//! Manifests built to exhaust a reader, one function per known attack, for the tests that
-//! prove the limits hold (CLI, agent) and for the fuzzing seeds. Each crosses one limit of
-//! [`ManifestLimits::DEFAULT`](super::ManifestLimits::DEFAULT) when its size argument is large
-//! enough; none needs to be committed as a file.
+//! Manifests and sealed values built to exhaust a reader, one function per known attack, for
+//! the tests that prove the limits hold (CLI, agent) and for the fuzzing seeds. Each manifest
+//! crosses one limit of [`ManifestLimits::DEFAULT`](super::ManifestLimits::DEFAULT) when its
+//! size argument is large enough; none needs to be committed as a file.
 
 /// `k` aliases to a `k`-element anchor inside a Secret: k² nodes from ~7k bytes. At k = 5,000
 /// (35 KB) serde_yaml alone built 25 million nodes (2.5 GB).
@@ -57,6 +57,42 @@ pub fn wide_list(n: usize) -> String {
     }
     s.push_str("]\n");
     s
+}
+
+/// A sealed value (raw age file) whose header holds `n` X25519-shaped stanzas, each
+/// labelled with the key id `id` in a gitseal stanza with `binding` (e.g. `strict prod db
+/// password`), then a MAC line and a payload: well-formed enough to reach the opener, and no
+/// key needed to write it. 9,000 stanzas make ~1 MB; age's own header reader took 20 s of
+/// CPU on it.
+pub fn many_stanzas(n: usize, id: &str, binding: &str) -> Vec<u8> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = b"age-encryption.org/v1\n".to_vec();
+    for i in 0..n {
+        let share = STANDARD_NO_PAD.encode([(i % 251) as u8 + 1; 32]);
+        let body = STANDARD_NO_PAD.encode([7u8; 32]);
+        out.extend_from_slice(format!("-> X25519 {share}\n{body}\n").as_bytes());
+    }
+    let ids = vec![id; n].join(",");
+    out.extend_from_slice(format!("-> gitseal {ids} {binding}\n\n").as_bytes());
+    out.extend_from_slice(format!("--- {}\n", STANDARD_NO_PAD.encode([0u8; 32])).as_bytes());
+    out.extend_from_slice(&[0u8; 48]);
+    out
+}
+
+/// A sealed value whose one stanza has ~1 MB of body lines: few stanzas, a huge header.
+pub fn huge_header() -> Vec<u8> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut out = b"age-encryption.org/v1\n-> X25519 AAAA\n".to_vec();
+    for _ in 0..15_000 {
+        out.extend_from_slice(&[b'A'; 64]);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"AA\n--- ");
+    out.extend_from_slice(STANDARD_NO_PAD.encode([0u8; 32]).as_bytes());
+    out.extend_from_slice(b"\n");
+    out
 }
 
 #[cfg(test)]
