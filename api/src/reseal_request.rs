@@ -7,6 +7,24 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Most items (SealedSecrets) in one request. `gitseal reseal --cluster` sends one.
+pub const MAX_RESEAL_ITEMS: usize = 256;
+/// Most values in one request, all items together (as many as one SealedSecret may hold).
+pub const MAX_RESEAL_VALUES: usize = 4096;
+/// Most bytes of ciphertext (base64, as in the request) in one request.
+pub const MAX_RESEAL_REQUEST_BYTES: usize = 512 * 1024;
+/// Most bytes of an answer (its status as JSON). etcd keeps at most 1.5 MiB per object,
+/// request and answer together: 512 KiB + 896 KiB leaves 128 KiB for metadata.
+pub const MAX_RESEAL_ANSWER_BYTES: usize = 896 * 1024;
+/// The least one value of an answer takes whatever its plaintext: the age version line (22
+/// bytes), the MAC line (48), the payload nonce (16) and one chunk tag (16), 136 in base64.
+/// With [`RESEAL_BYTES_PER_RECIPIENT`] it lets the agent refuse a request whose answer
+/// cannot fit before it opens anything.
+pub const RESEAL_BYTES_PER_VALUE: usize = 136;
+/// The least an answer grows per value and recipient: an age X25519 stanza is 98 bytes
+/// (`-> X25519 ` + 43 + `\n` + 43 + `\n`), 130 in base64.
+pub const RESEAL_BYTES_PER_RECIPIENT: usize = 130;
+
 /// A request to re-encrypt SealedSecret values inside the agent, so that plaintext never
 /// leaves it (`gitseal reseal --cluster`). Whoever may create these in the agent's namespace
 /// may re-seal; the answer holds ciphertexts only, sealed to the agent's newest active key and

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use gitseal::manifest::ManifestLimits;
 
 use crate::sync::git::GitRef;
 
@@ -73,6 +74,8 @@ pub struct RunArgs {
     /// `spec.allowRemoteBases: true`. Off: remote references are refused before rendering.
     #[arg(long)]
     pub allow_remote_bases: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -131,4 +134,109 @@ pub struct SyncArgs {
     pub cache_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one render may read. A repository is written by whoever may push to it; these
+/// bound what a pass costs whatever it holds (README, "Limits"). Raise one only for a
+/// repository that really needs it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Render limits")]
+pub struct LimitArgs {
+    /// Largest manifest file (bytes; K, M, G or Ki, Mi, Gi suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "8Mi", value_parser = parse_size)]
+    pub max_file_bytes: usize,
+    /// Most YAML documents in one file (`kind: List` items count one each).
+    #[arg(long, value_name = "N", default_value_t = gitseal::manifest::MAX_FILE_DOCUMENTS)]
+    pub max_file_documents: usize,
+    /// Most YAML nodes in one file, aliases expanded.
+    #[arg(long, value_name = "N", default_value_t = gitseal::manifest::MAX_FILE_NODES)]
+    pub max_file_nodes: usize,
+    /// Deepest nesting of YAML sequences and mappings.
+    #[arg(long, value_name = "N", default_value_t = gitseal::manifest::MAX_DEPTH)]
+    pub max_depth: usize,
+    /// Most bytes of manifests in one pass, `kustomize build` output included (read no
+    /// further).
+    #[arg(long, value_name = "BYTES", default_value = "128Mi", value_parser = parse_size)]
+    pub max_pass_bytes: usize,
+    /// Most documents (objects) in one pass.
+    #[arg(long, value_name = "N", default_value_t = gitseal::manifest::MAX_PASS_DOCUMENTS)]
+    pub max_pass_documents: usize,
+    /// Most YAML nodes in one pass, aliases expanded.
+    #[arg(long, value_name = "N", default_value_t = gitseal::manifest::MAX_PASS_NODES)]
+    pub max_pass_nodes: usize,
+}
+
+impl LimitArgs {
+    pub fn manifest_limits(&self) -> ManifestLimits {
+        ManifestLimits {
+            file_bytes: self.max_file_bytes,
+            file_documents: self.max_file_documents,
+            file_nodes: self.max_file_nodes,
+            depth: self.max_depth,
+            pass_bytes: self.max_pass_bytes,
+            pass_documents: self.max_pass_documents,
+            pass_nodes: self.max_pass_nodes,
+        }
+    }
+}
+
+/// `8Mi`, `8M`, `8388608`: a size in bytes.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number of bytes such as 8Mi"))?;
+    let factor: usize = match unit {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (K, M, G, Ki, Mi, Gi)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("`{s}`: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_default_limits() {
+        assert_eq!(parse_size("8Mi"), Ok(8 << 20));
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("2K"), Ok(2000));
+        assert!(parse_size("8 MB").is_err());
+        assert!(parse_size("Mi").is_err());
+        let cli = Cli::try_parse_from(["gitseal-agent", "sync", "--url", "x"]).unwrap();
+        let Command::Sync(args) = cli.command else {
+            panic!("sync")
+        };
+        assert_eq!(args.limits.manifest_limits(), ManifestLimits::DEFAULT);
+        let cli = Cli::try_parse_from([
+            "gitseal-agent",
+            "run",
+            "--max-pass-bytes",
+            "1Mi",
+            "--max-depth",
+            "40",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        let l = args.limits.manifest_limits();
+        assert_eq!((l.pass_bytes, l.depth), (1 << 20, 40));
+    }
 }

@@ -113,6 +113,7 @@ impl Harness {
                 allow_plaintext: false,
                 target_namespace: None,
                 remote_bases: RemoteBases::default(),
+                limits: Default::default(),
             },
             state: SyncState::default(),
             ring: Keyring::from_iter([key.clone()]),
@@ -267,6 +268,10 @@ async fn full_lifecycle_of_a_source() {
         e.to_string().contains("apps/broken.yaml: document 1"),
         "{e}"
     );
+    // Only a change can fix it: the same revision is not rendered again before its backoff
+    // is over (a new commit, spec or key is tried at once, as below).
+    let e = h.pass().await.expect_err("held back");
+    assert_eq!(e.kind(), "held", "{e}");
     assert!(
         deps.get_opt("web").await.expect("get").is_some(),
         "nothing pruned"

@@ -44,6 +44,7 @@ fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
         allow_plaintext: false,
         target_namespace: None,
         remote_bases: RemoteBases::default(),
+        limits: Default::default(),
     }
 }
 

@@ -52,15 +52,19 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             serve(args.metrics_addr, state.clone()).await
         }
     };
-    let reseal_ctx = Arc::new(reseal_request::Context {
-        client: client.clone(),
-        namespace: args.namespace.clone(),
-        keys: key_store.clone(),
-        escrow,
-    });
+    let reseal_ctx = Arc::new(
+        reseal_request::Context::new(
+            client.clone(),
+            args.namespace.clone(),
+            key_store.clone(),
+            escrow,
+        )
+        .with_metrics(metrics.clone()),
+    );
     let sealed_ctx = Arc::new(
         sealed_secret::Context::new(client.clone(), args.namespace.clone())
-            .with_keys(key_store.clone(), key_usage.clone()),
+            .with_keys(key_store.clone(), key_usage.clone())
+            .with_metrics(metrics.clone()),
     );
     let ctx = Arc::new(
         gitsync::Context::new(
@@ -74,7 +78,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             allow_local_sources: args.allow_local_sources,
             allow_remote_bases: args.allow_remote_bases,
         })
-        .with_keys(key_store, key_usage),
+        .with_keys(key_store, key_usage)
+        .with_limits(args.limits.manifest_limits()),
     );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {

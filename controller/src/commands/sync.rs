@@ -13,7 +13,7 @@ use crate::kube_error::kube_message;
 use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::sync::git::{GitAuth, GitSource, default_cache_dir, private_cache_dir};
 use crate::sync::inventory;
-use crate::sync::pass::{SyncSpec, SyncState, plan, run_pass};
+use crate::sync::pass::{PassError, SyncSpec, SyncState, plan, run_pass};
 use crate::sync::render::RemoteBases;
 
 /// The cache folder to use, private to this user (created, or checked and refused): `given`,
@@ -52,6 +52,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             agent: args.allow_remote_bases,
             gitsync: None,
         },
+        limits: args.limits.manifest_limits(),
     };
     let mut ring = gitseal::read_identity_files(&args.identities)?;
     if args.plan {
@@ -122,6 +123,9 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
                     millis = outcome.duration.as_millis() as u64,
                     "pass done"
                 );
+            }
+            Err((_, e @ PassError::Held { .. })) => {
+                tracing::debug!(error = %e, "pass held back");
             }
             Err((_, e)) => {
                 tracing::error!(error = %e, kind = e.kind(), "pass failed; nothing was pruned");

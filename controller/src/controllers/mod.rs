@@ -2,6 +2,7 @@
 //! ([`gitsync`]), `SealedSecret` objects ([`sealed_secret`]), `ResealRequest`s
 //! ([`reseal_request`]) and the sealing key Secrets ([`sealing_keys`]).
 
+pub mod backoff;
 pub mod gitsync;
 pub mod reseal_request;
 pub mod sealed_secret;

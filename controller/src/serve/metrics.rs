@@ -22,6 +22,11 @@ pub struct ResultLabel {
 pub struct Metrics {
     pub registry: Registry,
     pub passes: Family<ResultLabel, Counter>,
+    /// SealedSecret objects opened (or refused), by result: attempts, not reconciles held
+    /// back by a backoff.
+    pub unseals: Family<ResultLabel, Counter>,
+    /// ResealRequests answered, by result.
+    pub reseals: Family<ResultLabel, Counter>,
     pub pass_seconds: Histogram,
     pub applied: Counter,
     pub pruned: Counter,
@@ -37,6 +42,18 @@ impl Metrics {
         let mut registry = Registry::with_prefix("gitseal");
         let passes = Family::<ResultLabel, Counter>::default();
         registry.register("passes", "Reconciliation passes by result", passes.clone());
+        let unseals = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "unseals",
+            "Attempts to open a SealedSecret object into its Secret, by result",
+            unseals.clone(),
+        );
+        let reseals = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "reseal_answers",
+            "ResealRequests answered, by result",
+            reseals.clone(),
+        );
         let pass_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         registry.register(
             "pass_duration_seconds",
@@ -82,6 +99,8 @@ impl Metrics {
         Metrics {
             registry,
             passes,
+            unseals,
+            reseals,
             pass_seconds,
             applied,
             pruned,
@@ -94,11 +113,17 @@ impl Metrics {
     }
 
     pub fn pass(&self, result: &str) {
-        self.passes
-            .get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            })
-            .inc();
+        count(&self.passes, result);
+    }
+
+    /// One attempt to open a SealedSecret object (`result`: `ok` or a condition reason).
+    pub fn unseal(&self, result: &str) {
+        count(&self.unseals, result);
+    }
+
+    /// One ResealRequest answered (`result`: `ok` or the error kind).
+    pub fn reseal(&self, result: &str) {
+        count(&self.reseals, result);
     }
 
     /// The text exposition.
@@ -118,4 +143,12 @@ impl Metrics {
         }
         out
     }
+}
+
+fn count(family: &Family<ResultLabel, Counter>, result: &str) {
+    family
+        .get_or_create(&ResultLabel {
+            result: result.to_owned(),
+        })
+        .inc();
 }

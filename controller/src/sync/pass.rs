@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gitseal::Keyring;
+use gitseal::manifest::ManifestLimits;
 use gitseal_api::InventoryEntry;
 
 use super::apply::{Applier, ApplyError, ApplyMemory, ApplyReport};
@@ -13,6 +14,7 @@ use super::object::{Object, known_cluster_scoped};
 use super::open::{DecryptError, open_all, redacted, settle_namespace};
 use super::prune::{prune, refuse_empty};
 use super::render::{RemoteBases, RenderError, render};
+use crate::controllers::backoff::{Backoff, Retry, fingerprint};
 use crate::keys::usage::Use;
 
 /// Everything one source's pass needs to know.
@@ -30,6 +32,8 @@ pub struct SyncSpec {
     pub target_namespace: Option<String>,
     /// Whether kustomize may fetch remote bases.
     pub remote_bases: RemoteBases,
+    /// What a render may read (the agent's flags; the defaults otherwise).
+    pub limits: ManifestLimits,
 }
 
 /// What a source remembers between passes.
@@ -44,6 +48,9 @@ pub struct SyncState {
     /// The key ids each SealedSecret of the last successful pass needs (from its decrypt
     /// stage; a pass that decrypts nothing keeps them).
     pub key_uses: Vec<Use>,
+    /// Failures in a row that only a change can fix (a new revision, spec or sealing key):
+    /// while its backoff lasts, a pass of the same revision stops after the fetch.
+    pub retry: Retry,
 }
 
 /// The parts of a spec that change what a revision renders to.
@@ -65,6 +72,12 @@ pub enum PassError {
     Decrypt(DecryptError),
     #[error("apply: {0}")]
     Apply(ApplyError),
+    /// Not an attempt: this revision failed before with the same spec and keys, and its
+    /// backoff is not over.
+    #[error(
+        "revision {revision} failed before with the same spec and keys; next attempt in {wait:?} unless one of them changes"
+    )]
+    Held { revision: String, wait: Duration },
 }
 
 // The inner message is part of ours; no `source` chain, so it is not printed twice.
@@ -92,6 +105,7 @@ impl PassError {
             PassError::Render(e) => e.kind(),
             PassError::Decrypt(e) => e.kind(),
             PassError::Apply(e) => e.kind(),
+            PassError::Held { .. } => "held",
         }
     }
     /// Whether the GitSync is stuck until something changes (kstatus `Stalled`): everything
@@ -101,6 +115,11 @@ impl PassError {
             PassError::Fetch(e) => e.is_refusal(),
             _ => true,
         }
+    }
+    /// Whether only a change (of the revision, the spec or the sealing keys) can fix it: the
+    /// same revision is then tried again only after a backoff.
+    pub fn backs_off(&self) -> bool {
+        self.stalls() && !matches!(self, PassError::Held { .. })
     }
     /// The condition reason (kstatus style, CamelCase).
     pub fn reason(&self) -> &'static str {
@@ -113,6 +132,7 @@ impl PassError {
             PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
             PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
             PassError::Apply(_) => "ApplyFailed",
+            PassError::Held { .. } => "BackingOff",
         }
     }
 }
@@ -139,12 +159,21 @@ async fn fetch_render(
     cache_dir: &Path,
 ) -> Result<(Checkout, Vec<Object>), PassError> {
     let checkout = spec.source.fetch(cache_dir).await?;
-    let objects = render(&checkout.dir, &spec.path, spec.remote_bases, spec.timeout).await?;
+    let objects = render(
+        &checkout.dir,
+        &spec.path,
+        spec.remote_bases,
+        spec.timeout,
+        &spec.limits,
+    )
+    .await?;
     Ok((checkout, objects))
 }
 
 /// Runs one pass against the cluster. On error the state keeps the last good inventory,
-/// so nothing is pruned by a failed pass.
+/// so nothing is pruned by a failed pass. A failure only a change can fix holds back later
+/// passes of the same revision, spec and keys ([`PassError::Held`]) for a backoff that
+/// doubles with each such failure ([`Backoff::PERMANENT`]).
 pub async fn run_pass(
     client: &kube::Client,
     spec: &SyncSpec,
@@ -152,6 +181,37 @@ pub async fn run_pass(
     ring: &Keyring,
     cache_dir: &Path,
     concurrency: usize,
+) -> Result<PassOutcome, (Option<String>, PassError)> {
+    let mut tried = None;
+    let result = attempt(
+        client,
+        spec,
+        state,
+        ring,
+        cache_dir,
+        concurrency,
+        &mut tried,
+    )
+    .await;
+    match (&result, tried) {
+        (Ok(_), _) => state.retry.succeeded(),
+        (Err((_, e)), Some(fp)) if e.backs_off() => {
+            state.retry.failed(fp, Backoff::PERMANENT);
+        }
+        _ => {}
+    }
+    result
+}
+
+/// One pass; `tried` gets the fingerprint of what it depends on once the revision is known.
+async fn attempt(
+    client: &kube::Client,
+    spec: &SyncSpec,
+    state: &mut SyncState,
+    ring: &Keyring,
+    cache_dir: &Path,
+    concurrency: usize,
+    tried: &mut Option<u64>,
 ) -> Result<PassOutcome, (Option<String>, PassError)> {
     let start = Instant::now();
     let checkout = spec
@@ -162,6 +222,22 @@ pub async fn run_pass(
     let revision = checkout.revision.clone();
     let fail = |e: PassError| (Some(revision.clone()), e);
     let key = spec_key(spec);
+    let keys: Vec<_> = ring.keys().map(|k| k.id()).collect();
+    let fp = fingerprint((
+        &revision,
+        &key,
+        spec.timeout,
+        spec.prune,
+        spec.allow_empty,
+        &keys,
+    ));
+    if let Some(wait) = state.retry.waiting(fp) {
+        return Err(fail(PassError::Held {
+            revision: revision.clone(),
+            wait,
+        }));
+    }
+    *tried = Some(fp);
     let mut applier = Applier {
         client,
         memory: &mut state.memory,
@@ -189,7 +265,13 @@ pub async fn run_pass(
             duration: start.elapsed(),
         });
     }
-    let mut objects = render(&checkout.dir, &spec.path, spec.remote_bases, spec.timeout)
+    let mut objects = render(
+        &checkout.dir,
+        &spec.path,
+        spec.remote_bases,
+        spec.timeout,
+        &spec.limits,
+    )
         .await
         .map_err(|e| fail(e.into()))?;
     // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's

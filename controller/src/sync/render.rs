@@ -1,26 +1,40 @@
 //! Rendering a folder of the checkout into objects: Kustomize when the folder has a
 //! kustomization, else every `*.yaml|*.yml|*.json` below it (multi-document).
 //!
+//!
 //! Rendering reads only the source's own checkout: every kustomization reachable from the
 //! folder is checked before kustomize runs ([`confine`]: nothing outside the checkout, no
 //! remote base unless [`RemoteBases`] allows it), and kustomize runs sandboxed ([`sandbox`]).
 //! Plain files are read from the folder itself, never through a symbolic link (git checks
 //! links out as files holding the link text).
+//!
+//! A repository is written by whoever may push to it, so a render is bounded: every file is
+//! pre-scanned against the [`ManifestLimits`] (bytes, documents, nesting, nodes with aliases
+//! expanded) before it is parsed, the whole pass against its totals ([`PassBudget`]), and
+//! `kustomize build` output is read up to what is left of the bytes per pass. Reading and
+//! parsing run on tokio's blocking pool and everything under the pass timeout, so a hostile
+//! source never holds up the runtime that answers `/healthz` and the other sources.
 
 mod confine;
 mod sandbox;
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use gitseal::manifest::parse_documents;
+use gitseal::ManifestError;
+use gitseal::manifest::{ManifestLimits, PassBudget};
+use tokio::io::AsyncReadExt;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::object::{Object, ObjectId};
 
 const KUSTOMIZATION_FILES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-/// Largest manifest file read (a repository of manifests has no business holding more).
-const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// Most of kustomize's standard error kept for the message (the rest is read and dropped).
+const MAX_STDERR_BYTES: usize = 64 * 1024;
 
 /// Why a path could not be rendered. Messages name the file and document, never values.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +71,8 @@ pub enum RenderError {
     Kustomize { dir: String, stderr: String },
     #[error("kustomize build {0} timed out")]
     KustomizeTimeout(String),
+    #[error("rendering {path} took longer than the timeout of {after:?}")]
+    Timeout { path: String, after: Duration },
     #[error("no kustomize: install `kustomize` or `kubectl` (kubectl kustomize)")]
     NoKustomize,
     #[error("{file}: {error}")]
@@ -81,6 +97,7 @@ impl RenderError {
             RenderError::Kustomize { .. }
             | RenderError::KustomizeTimeout(_)
             | RenderError::NoKustomize => "kustomize",
+            RenderError::Timeout { .. } => "render_timeout",
             RenderError::Io { .. } => "io",
         }
     }
@@ -117,13 +134,14 @@ impl RemoteBases {
     }
 }
 
-/// Renders `path` (relative to the checkout `root`); kustomize may fetch remote bases only
-/// as `remote` allows.
+/// Renders `path` (relative to the checkout `root`) within `limits` and `timeout`; kustomize
+/// may fetch remote bases only as `remote` allows.
 pub async fn render(
     root: &Path,
     path: &str,
     remote: RemoteBases,
     timeout: Duration,
+    limits: &ManifestLimits,
 ) -> Result<Vec<Object>, RenderError> {
     let shown = if path.is_empty() { "." } else { path };
     let root = root.canonicalize().map_err(|e| RenderError::Io {
@@ -137,23 +155,80 @@ pub async fn render(
     if !dir.starts_with(&root) {
         return Err(RenderError::PathEscapes(shown.to_owned()));
     }
-    let rel = |p: &Path| {
-        p.strip_prefix(&root)
-            .unwrap_or(p)
-            .to_string_lossy()
-            .into_owned()
+    let rel_dir = relative(&root, &dir);
+    let budget = PassBudget::new(*limits);
+    let timed_out = || RenderError::Timeout {
+        path: shown.to_owned(),
+        after: timeout,
     };
-    let objects = if dir.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file()) {
-        confine::check(&root, &dir, remote)?;
-        kustomize(&dir, &rel(&dir), remote.allowed(), timeout).await?
-    } else {
-        plain(&dir, &rel)?
+    if dir.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file()) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let confined = {
+            let (root, dir) = (root.clone(), dir.clone());
+            blocking(move || confine::check(&root, &dir, remote))
+        };
+        tokio::time::timeout_at(deadline, confined)
+            .await
+            .map_err(|_| timed_out())??;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let text = kustomize(&dir, &rel_dir, remote.allowed(), left, limits.pass_bytes).await?;
+        let source = format!("kustomize build {rel_dir}");
+        let parse = blocking(move || {
+            let mut budget = budget;
+            let docs = budget.parse_stream(&source, &text)?;
+            let objects = objects(&docs)?;
+            check_objects(&objects)?;
+            Ok(objects)
+        });
+        return tokio::time::timeout_at(deadline, parse)
+            .await
+            .map_err(|_| timed_out())?;
+    }
+    // The blocking task cannot be cancelled: on timeout it stops before its next file.
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let stop = stop.clone();
+        blocking(move || {
+            let objects = plain(&root, &dir, budget, &stop)?;
+            check_objects(&objects)?;
+            Ok(objects)
+        })
     };
-    check_objects(&objects)?;
-    Ok(objects)
+    match tokio::time::timeout(timeout, task).await {
+        Ok(r) => r,
+        Err(_) => {
+            stop.store(true, Ordering::Relaxed);
+            Err(timed_out())
+        }
+    }
 }
 
-fn plain(dir: &Path, rel: &dyn Fn(&Path) -> String) -> Result<Vec<Object>, RenderError> {
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RenderError> + Send + 'static,
+) -> Result<T, RenderError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(RenderError::Io {
+            file: "render".into(),
+            error: std::io::Error::other(format!("render task failed: {e}")),
+        })
+    })
+}
+
+fn relative(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Every manifest file below `dir` (or `dir` itself, a file), in path order, within `budget`.
+fn plain(
+    root: &Path,
+    dir: &Path,
+    mut budget: PassBudget,
+    stop: &AtomicBool,
+) -> Result<Vec<Object>, RenderError> {
     let mut files = Vec::new();
     if dir.is_file() {
         files.push(dir.to_path_buf());
@@ -163,25 +238,35 @@ fn plain(dir: &Path, rel: &dyn Fn(&Path) -> String) -> Result<Vec<Object>, Rende
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let name = rel(&file);
-        let meta = std::fs::metadata(&file).map_err(|e| RenderError::Io {
-            file: name.clone(),
-            error: e,
-        })?;
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(RenderError::Invalid {
-                file: name,
-                document: 0,
-                problem: format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
-            });
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| RenderError::Io {
-            file: name.clone(),
-            error: e,
-        })?;
-        out.extend(parse(&name, &text)?);
+        let name = relative(root, &file);
+        let text = read_manifest(&file, &name, &budget)?;
+        let docs = budget.parse_file(&name, &text)?;
+        out.extend(objects(&docs)?);
     }
     Ok(out)
+}
+
+/// Reads one manifest file, refusing it before reading when it is over what `budget`
+/// allows (and reading no further than that if it grows meanwhile).
+fn read_manifest(
+    file: &Path,
+    name: &str,
+    budget: &PassBudget,
+) -> Result<Zeroizing<String>, RenderError> {
+    let io = |error| RenderError::Io {
+        file: name.to_owned(),
+        error,
+    };
+    let f = std::fs::File::open(file).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    budget.check_size(name, len)?;
+    let cap = budget.limits().file_bytes as u64 + 1;
+    let mut text = Zeroizing::new(String::with_capacity(len as usize));
+    f.take(cap).read_to_string(&mut text).map_err(io)?;
+    Ok(text)
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
@@ -218,18 +303,23 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
     Ok(())
 }
 
-/// Parses one file or kustomize output into objects.
+/// Parses one file or `kustomize build` output into objects, within the default per-file
+/// limits.
 pub fn parse(source: &str, text: &str) -> Result<Vec<Object>, RenderError> {
-    let docs = parse_documents(source, text)?;
+    objects(&gitseal::manifest::parse_documents(source, text)?)
+}
+
+/// Parsed documents as objects; each must have apiVersion, kind and name.
+fn objects(docs: &[gitseal::Document]) -> Result<Vec<Object>, RenderError> {
     let mut out = Vec::with_capacity(docs.len());
-    for doc in &docs {
+    for doc in docs {
         let value = serde_json::to_value(&doc.value).map_err(|e| RenderError::Invalid {
-            file: source.to_owned(),
+            file: doc.source.clone(),
             document: doc.index,
             problem: format!("cannot be represented as JSON: {e}"),
         })?;
         let obj = Object {
-            source: source.to_owned(),
+            source: doc.source.clone(),
             document: doc.index,
             value,
             decrypted: false,
@@ -262,33 +352,86 @@ fn check_objects(objects: &[Object]) -> Result<(), RenderError> {
     Ok(())
 }
 
+/// Runs `kustomize build` (or `kubectl kustomize`), sandboxed, on `dir` and returns its
+/// output, read up to `max_bytes`: past that the process is killed and the render refused.
 async fn kustomize(
     dir: &Path,
     shown: &str,
     remote_bases: bool,
     timeout: Duration,
-) -> Result<Vec<Object>, RenderError> {
+    max_bytes: usize,
+) -> Result<Zeroizing<String>, RenderError> {
     let sandbox::Kustomize { mut cmd, private } = sandbox::kustomize(dir, remote_bases)?;
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().map_err(|e| RenderError::Io {
+    let io = |error| RenderError::Io {
         file: shown.to_owned(),
-        error: e,
-    })?;
+        error,
+    };
+    let mut child = cmd.spawn().map_err(io)?;
     let mut group = sandbox::GroupGuard(child.id());
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
+    let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(io(std::io::Error::other("kustomize's output is not piped")));
+    };
+    let run = async {
+        let mut out = Zeroizing::new(Vec::new());
+        // Standard error is drained all along (a child blocked on a full pipe would never
+        // finish), keeping its start for the message.
+        let read_err = async {
+            let mut err = Vec::new();
+            (&mut stderr)
+                .take(MAX_STDERR_BYTES as u64)
+                .read_to_end(&mut err)
+                .await?;
+            tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await?;
+            Ok::<_, std::io::Error>(err)
+        };
+        tokio::pin!(read_err);
+        let mut stdout = stdout.take(max_bytes as u64 + 1);
+        let read_out = stdout.read_to_end(&mut out);
+        tokio::pin!(read_out);
+        let mut err = None;
+        let o = loop {
+            tokio::select! {
+                o = &mut read_out => break o,
+                e = &mut read_err, if err.is_none() => err = Some(e),
+            }
+        };
+        o?;
+        if out.len() > max_bytes {
+            return Ok((None, out, Vec::new()));
+        }
+        let err = match err {
+            Some(e) => e?,
+            None => read_err.await?,
+        };
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((Some(status), out, err))
+    };
+    let (status, mut out, err) = tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| RenderError::KustomizeTimeout(shown.to_owned()))?
-        .map_err(|e| RenderError::Io {
-            file: shown.to_owned(),
-            error: e,
-        })?;
+        .map_err(io)?;
+    let Some(status) = status else {
+        // Dropping the child (kill_on_drop) and the guard (its process group) ends it.
+        return Err(ManifestError {
+            file: format!("kustomize build {shown}"),
+            document: 0,
+            field: None,
+            problem: format!(
+                "output is over the limit of {} of manifests per pass (limit: bytes per pass); \
+                 the rest was not read",
+                size(max_bytes)
+            ),
+        }
+        .into());
+    };
     // Reaped: its process group is gone (or, with remote bases, goes when git does).
-    if output.status.success() {
+    if status.success() {
         group.0 = None;
     }
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    if !status.success() {
+        let stderr = String::from_utf8_lossy(&err);
         let root = dir.to_string_lossy();
         let stderr: String = stderr
             .replace(root.as_ref(), ".")
@@ -301,12 +444,22 @@ async fn kustomize(
             stderr: stderr.trim().to_owned(),
         });
     }
-    let text = String::from_utf8(output.stdout).map_err(|_| RenderError::Kustomize {
-        dir: shown.to_owned(),
-        stderr: "output is not UTF-8".into(),
+    let text = String::from_utf8(std::mem::take(&mut *out)).map_err(|e| {
+        e.into_bytes().zeroize();
+        RenderError::Kustomize {
+            dir: shown.to_owned(),
+            stderr: "output is not UTF-8".into(),
+        }
     })?;
-    let text = zeroize::Zeroizing::new(text);
-    parse(&format!("kustomize build {shown}"), &text)
+    Ok(Zeroizing::new(text))
+}
+
+fn size(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 #[cfg(test)]
@@ -349,7 +502,7 @@ mod tests {
             "configMapGenerator:\n- name: x\n  files: [../secret.txt]\n",
         );
         let timeout = Duration::from_secs(60);
-        let e = kustomize(&d.path().join("remote"), "remote", false, timeout)
+        let e = kustomize(&d.path().join("remote"), "remote", false, timeout, 1 << 20)
             .await
             .unwrap_err()
             .to_string();
@@ -357,7 +510,7 @@ mod tests {
             e.contains("127.0.0.1:1") && e.contains("no 'git' program"),
             "{e}"
         );
-        let e = kustomize(&d.path().join("outside"), "outside", false, timeout)
+        let e = kustomize(&d.path().join("outside"), "outside", false, timeout, 1 << 20)
             .await
             .unwrap_err()
             .to_string();
@@ -375,8 +528,8 @@ mod tests {
         let objs = render(
             d.path(),
             "apps",
-            RemoteBases::default(),
             Duration::from_secs(30),
+            &ManifestLimits::DEFAULT,
         )
         .await
         .unwrap();
@@ -389,8 +542,8 @@ mod tests {
         let e = render(
             d.path(),
             "apps",
-            RemoteBases::default(),
             Duration::from_secs(30),
+            &ManifestLimits::DEFAULT,
         )
         .await
         .unwrap_err()
@@ -399,8 +552,8 @@ mod tests {
         let e = render(
             d.path(),
             "../",
-            RemoteBases::default(),
             Duration::from_secs(30),
+            &ManifestLimits::DEFAULT,
         )
         .await
         .unwrap_err();
@@ -408,8 +561,8 @@ mod tests {
         let e = render(
             d.path(),
             "nope",
-            RemoteBases::default(),
             Duration::from_secs(30),
+            &ManifestLimits::DEFAULT,
         )
         .await
         .unwrap_err();

@@ -305,6 +305,11 @@ impl AgentProcess {
         std::fs::read_to_string(&self.log_path).expect("agent log")
     }
 
+    /// The process id (for /proc/<pid>/stat and /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     ///
     /// # Panics

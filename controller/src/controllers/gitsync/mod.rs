@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gitseal::manifest::ManifestLimits;
 use gitseal_api::conditions::{READY, STALLED, condition, settle};
 use gitseal_api::{GitSync, GitSyncStatus, Inventory};
 use kube::api::Api;
@@ -54,6 +55,8 @@ pub struct Context {
     /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
     /// pass), and where to record which key each SealedSecret needs.
     pub keys: Option<(KeyStore, KeyUsage)>,
+    /// What a render may read (the agent's flags).
+    pub limits: ManifestLimits,
     states: Mutex<HashMap<SourceKey, Arc<Mutex<SyncState>>>>,
 }
 
@@ -81,6 +84,7 @@ impl Context {
             policy: SourcePolicy::default(),
             recorder,
             keys: None,
+            limits: ManifestLimits::DEFAULT,
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -95,6 +99,12 @@ impl Context {
     /// key usage in `usage`.
     pub fn with_keys(mut self, keys: KeyStore, usage: KeyUsage) -> Self {
         self.keys = Some((keys, usage));
+        self
+    }
+
+    /// Renders within `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: ManifestLimits) -> Self {
+        self.limits = limits;
         self
     }
 }
@@ -162,7 +172,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::await_change());
     }
-    let (spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
+    let (mut spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
         Ok(s) => s,
         Err(msg) => {
             let mut status = old.clone();
@@ -179,6 +189,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             return Err(Error::Spec(format!("{}/{}", key.0, key.1), msg));
         }
     };
+    spec.limits = ctx.limits;
     let state = {
         let mut states = ctx.states.lock().await;
         states.entry(key.clone()).or_default().clone()
@@ -213,6 +224,12 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     ctx.metrics
         .pass_seconds
         .observe(timer.elapsed().as_secs_f64());
+    if let Err((_, PassError::Held { revision, wait })) = &result {
+        // Reported when it failed; nothing new to say until the revision, spec or keys
+        // change, which the next fetch (one interval on) sees.
+        tracing::debug!(gitsync = %format!("{}/{}", key.0, key.1), %revision, retry_in = ?wait, "pass held back");
+        return Ok(Action::requeue(interval.min(*wait)));
+    }
     let mut status = old.clone();
     status.observed_generation = generation;
     match result {

@@ -11,9 +11,17 @@
 //! An existing Secret that this SealedSecret does not own is never taken over, unless it is
 //! annotated `gitseal.dev/managed: "true"`: then the first SealedSecret of its name takes it
 //! over, once, says so in an Event on both objects, and binds the annotation to its own uid.
+//!
+//! Whoever may create a SealedSecret may make it hostile (thousands of stanzas, huge values,
+//! thousands of keys): the core's limits refuse such values before any decryption, the
+//! decryption runs on tokio's blocking pool, and a failure only a change can fix is
+//! reported once and retried after a backoff that doubles up to five minutes
+//! ([`Backoff::PERMANENT`]) — at once when the object, its annotations or the sealing keys
+//! change.
 
 mod secret;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,16 +36,18 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use zeroize::Zeroize;
 
+use super::backoff::{Backoff, Retries, fingerprint};
 use crate::keys::{KeyStore, KeyUsage, Use};
 use crate::kube_error::kube_message;
 use crate::serve::events::{event_recorder, publish};
-use secret::{Change, Failure, check_template, decide_and_write, desired, open, to_core};
+use crate::serve::metrics::Metrics;
+use secret::{
+    Change, Failure, check_template, decide_and_write, desired, open, refuse_unowned, to_core,
+};
 
 /// Time between two reconciles of a SealedSecret that is up to date (a safety net; changes
 /// to the SealedSecret or its Secret are seen at once through the watches).
 const RESYNC: Duration = Duration::from_secs(3600);
-/// Time before retrying a SealedSecret that failed (a key may be added, a Secret annotated).
-const RETRY: Duration = Duration::from_secs(15);
 
 /// Shared by every reconcile.
 pub struct Context {
@@ -48,6 +58,11 @@ pub struct Context {
     /// The agent's always-current keys and where to record which key each SealedSecret
     /// needs; without them, keys are listed on each reconcile and usage is not recorded.
     pub keys: Option<(KeyStore, KeyUsage)>,
+    pub metrics: Option<Arc<Metrics>>,
+    /// Failures only a change can fix, by SealedSecret uid.
+    held: Retries,
+    /// Failed API calls, by SealedSecret uid.
+    transient: Retries,
 }
 
 impl std::fmt::Debug for Context {
@@ -64,6 +79,27 @@ impl Context {
             namespace,
             recorder,
             keys: None,
+            metrics: None,
+            held: Retries::new(Backoff::PERMANENT),
+            transient: Retries::new(Backoff::TRANSIENT),
+        }
+    }
+
+    /// Counts attempts in `gitseal_unseals_total`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The ids of the keys that open SealedSecrets now.
+    async fn key_ids(&self) -> Vec<gitseal::KeyId> {
+        match &self.keys {
+            Some((store, _)) => {
+                store.ready().await;
+                store.ring().keys().map(|k| k.id()).collect()
+            }
+            // Read with each attempt: a change is seen there.
+            None => Vec::new(),
         }
     }
 
@@ -75,7 +111,7 @@ impl Context {
 }
 
 /// Why a reconcile must be retried. Failures of the SealedSecret itself are not errors:
-/// they are reported in its status and retried on [`RETRY`].
+/// they are reported in its status and retried after a backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("SealedSecret {object}: {message}")]
@@ -83,7 +119,7 @@ pub enum Error {
 }
 
 /// Makes the Secret what the SealedSecret opens to, writing only when it differs.
-async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize), Failure> {
+async fn sync_secret(ss: &Arc<SealedSecret>, ctx: &Context) -> Result<(Change, usize), Failure> {
     let name = ss.name_any();
     let ns = ss.namespace().unwrap_or_default();
     let uid = ss
@@ -91,8 +127,28 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
         .uid
         .clone()
         .ok_or_else(|| Failure::new("InvalidSpec", "the SealedSecret has no uid yet"))?;
-    let core = to_core(ss)?;
-    check_template(&core)?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut live = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Failure::api(&format!("reading Secret {name}"), &e))?;
+    let result = open_and_write(ss, ctx, &api, live.as_ref(), &uid).await;
+    if let Some(data) = live.as_mut().and_then(|l| l.data.as_mut()) {
+        data.values_mut().for_each(|v| v.0.zeroize());
+    }
+    result
+}
+
+async fn open_and_write(
+    ss: &Arc<SealedSecret>,
+    ctx: &Context,
+    api: &Api<Secret>,
+    live: Option<&Secret>,
+    uid: &str,
+) -> Result<(Change, usize), Failure> {
+    let name = ss.name_any();
+    // A Secret this object may not touch: refused before anything is opened.
+    refuse_unowned(live, uid, &name)?;
     let ring = match &ctx.keys {
         Some((store, _)) => {
             store.ready().await;
@@ -102,7 +158,24 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
             .await
             .map_err(|e| Failure::api("reading the sealing keys", &e))?,
     };
-    let mut want = desired(ss, open(&core, &ring)?, &uid);
+    // Reading and opening the values is CPU work: off the async runtime.
+    let (core, opened) = {
+        let ss = ss.clone();
+        tokio::task::spawn_blocking(move || {
+            let core = to_core(&ss)?;
+            check_template(&core)?;
+            let opened = open(&core, &ring)?;
+            Ok((core, opened))
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(Failure::new(
+                "DecryptFailed",
+                format!("the task failed: {e}"),
+            ))
+        })?
+    };
+    let mut want = desired(ss, opened, uid);
     if let Some((_, usage)) = &ctx.keys {
         // Which key this object needs, for `gitseal keys list` and `keys retire`; written
         // only when it changes.
@@ -121,17 +194,9 @@ async fn sync_secret(ss: &SealedSecret, ctx: &Context) -> Result<(Change, usize)
         }
     }
     let keys = want.data.len();
-
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut live = api
-        .get_opt(&name)
+    decide_and_write(api, live, &mut want, uid, &name)
         .await
-        .map_err(|e| Failure::api(&format!("reading Secret {name}"), &e))?;
-    let result = decide_and_write(&api, live.as_ref(), &mut want, &uid, &name).await;
-    if let Some(data) = live.as_mut().and_then(|l| l.data.as_mut()) {
-        data.values_mut().for_each(|v| v.0.zeroize());
-    }
-    result.map(|c| (c, keys))
+        .map(|c| (c, keys))
 }
 
 async fn write_status(
@@ -203,9 +268,24 @@ async fn took_over(ctx: &Context, ss: &SealedSecret, ns: &str, name: &str, keys:
 }
 
 async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = ss.metadata.uid.clone().unwrap_or_default();
     if ss.metadata.deletion_timestamp.is_some() {
         // Its Secret goes with it (garbage collection): nothing to open or recreate.
+        ctx.held.forget(&uid);
+        ctx.transient.forget(&uid);
         return Ok(Action::await_change());
+    }
+    // What an attempt depends on: the spec (generation), the annotations (the scope) and the
+    // keys. Until one changes, a failure only a change can fix is not tried again before
+    // its backoff is over — however often the watches wake this object.
+    let empty = BTreeMap::new();
+    let tried = fingerprint((
+        ss.metadata.generation,
+        ss.metadata.annotations.as_ref().unwrap_or(&empty),
+        ctx.key_ids().await,
+    ));
+    if let Some(wait) = ctx.held.waiting(&uid, tried) {
+        return Ok(Action::requeue(wait));
     }
     let name = ss.name_any();
     let ns = ss.namespace().unwrap_or_default();
@@ -219,6 +299,11 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
     };
     match sync_secret(&ss, &ctx).await {
         Ok((change, keys)) => {
+            ctx.held.forget(&uid);
+            ctx.transient.forget(&uid);
+            if let Some(m) = &ctx.metrics {
+                m.unseal("ok");
+            }
             let message = format!("Secret {name} holds the {keys} unsealed key(s)");
             status.conditions = vec![condition(READY, true, "Unsealed", &message, generation)];
             if change == Change::TakenOver {
@@ -252,6 +337,9 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
             Ok(Action::requeue(RESYNC))
         }
         Err(f) => {
+            if let Some(m) = &ctx.metrics {
+                m.unseal(f.reason);
+            }
             tracing::warn!(sealedsecret = %object, reason = f.reason, error = %f.message, "cannot unseal");
             status.conditions = vec![condition(READY, false, f.reason, &f.message, generation)];
             if f.stalled {
@@ -278,13 +366,23 @@ async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, E
                     message: f.message,
                 });
             }
-            Ok(Action::requeue(RETRY))
+            // A Secret in the way is fixed on the Secret (deleted, or annotated), which this
+            // object's watch does not see: its check is cheap, so it is retried sooner.
+            let wait = if f.reason == "SecretExists" {
+                ctx.transient.failed(&uid, tried)
+            } else {
+                ctx.held.failed(&uid, tried)
+            };
+            tracing::debug!(sealedsecret = %object, retry_in = ?wait, "backing off");
+            Ok(Action::requeue(wait))
         }
     }
 }
 
-fn error_policy(_ss: Arc<SealedSecret>, _e: &Error, _ctx: Arc<Context>) -> Action {
-    Action::requeue(RETRY)
+/// API calls that failed: retried with [`Backoff::TRANSIENT`].
+fn error_policy(ss: Arc<SealedSecret>, _e: &Error, ctx: Arc<Context>) -> Action {
+    let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+    Action::requeue(ctx.transient.failed(uid, 0))
 }
 
 /// Runs the SealedSecret controller until a shutdown signal; `watch_namespace` limits it to

@@ -281,6 +281,24 @@ fn up_to_date(live: &Secret, want: &Desired, uid: &str) -> bool {
         )
 }
 
+/// Refuses a Secret `name` that exists and that this SealedSecret (`uid`) neither owns nor may
+/// take over ([`may_take_over`]): checked before anything is opened, and again before the write.
+pub(super) fn refuse_unowned(live: Option<&Secret>, uid: &str, name: &str) -> Result<(), Failure> {
+    let Some(live) = live else {
+        return Ok(());
+    };
+    let owned = live
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.uid == uid);
+    if !owned {
+        may_take_over(live, uid, name)?;
+    }
+    Ok(())
+}
+
 /// Whether this SealedSecret (`uid`) may write an existing Secret it does not own yet: only
 /// when the Secret is annotated `gitseal.dev/managed: "true"` (the first SealedSecret to come
 /// takes it over, once) or already bound to this uid, and no other controller owns it.
