@@ -203,7 +203,8 @@ fn refuse_oversized(rr: &ResealRequest, recipients: usize) -> Result<(), String>
         ));
     }
     let least = values.saturating_mul(
-        RESEAL_BYTES_PER_VALUE.saturating_add(recipients.saturating_mul(RESEAL_BYTES_PER_RECIPIENT)),
+        RESEAL_BYTES_PER_VALUE
+            .saturating_add(recipients.saturating_mul(RESEAL_BYTES_PER_RECIPIENT)),
     );
     if least > MAX_RESEAL_ANSWER_BYTES {
         return Err(answer_too_large(least, true));

@@ -24,7 +24,7 @@ use crate::keys::{KeyStore, KeyUsage};
 use crate::kube_error::kube_message;
 use crate::serve::events::{event_recorder, publish};
 use crate::serve::metrics::Metrics;
-use crate::sync::pass::{SyncState, run_pass};
+use crate::sync::pass::{PassError, SyncState, run_pass};
 use source::sync_spec;
 
 /// A GitSync's namespace and name.
