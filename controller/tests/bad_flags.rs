@@ -77,3 +77,31 @@ fn bad_escrow_recipients_are_refused_naming_the_flag() {
         );
     }
 }
+
+#[test]
+fn bad_limit_flags_are_usage_errors_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (args, expect) in [
+        (&["--max-pass-bytes", "8XB"][..], "unknown unit `XB`"),
+        (
+            &["--max-file-bytes", "lots"][..],
+            "expected a number of bytes such as 8Mi",
+        ),
+        (
+            &["--max-file-bytes", "99999999999999999999Gi"][..],
+            "expected a number of bytes",
+        ),
+        (&["--max-depth=-1"][..], "invalid value '-1'"),
+        (
+            &["--max-pass-documents", "many"][..],
+            "--max-pass-documents",
+        ),
+    ] {
+        let out = run(args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let flag = args[0].split('=').next().unwrap_or_default();
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
