@@ -272,8 +272,8 @@ async fn attempt(
         spec.timeout,
         &spec.limits,
     )
-        .await
-        .map_err(|e| fail(e.into()))?;
+    .await
+    .map_err(|e| fail(e.into()))?;
     // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's
     // own scope.
     let crd_scopes: std::collections::HashMap<(String, String), bool> = objects

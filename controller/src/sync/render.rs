@@ -510,10 +510,16 @@ mod tests {
             e.contains("127.0.0.1:1") && e.contains("no 'git' program"),
             "{e}"
         );
-        let e = kustomize(&d.path().join("outside"), "outside", false, timeout, 1 << 20)
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = kustomize(
+            &d.path().join("outside"),
+            "outside",
+            false,
+            timeout,
+            1 << 20,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("is not in or below"), "{e}");
         assert!(!e.contains("CANARY-sandbox"), "{e}");
     }
@@ -528,6 +534,7 @@ mod tests {
         let objs = render(
             d.path(),
             "apps",
+            RemoteBases::default(),
             Duration::from_secs(30),
             &ManifestLimits::DEFAULT,
         )
@@ -542,6 +549,7 @@ mod tests {
         let e = render(
             d.path(),
             "apps",
+            RemoteBases::default(),
             Duration::from_secs(30),
             &ManifestLimits::DEFAULT,
         )
@@ -552,6 +560,7 @@ mod tests {
         let e = render(
             d.path(),
             "../",
+            RemoteBases::default(),
             Duration::from_secs(30),
             &ManifestLimits::DEFAULT,
         )
@@ -561,6 +570,7 @@ mod tests {
         let e = render(
             d.path(),
             "nope",
+            RemoteBases::default(),
             Duration::from_secs(30),
             &ManifestLimits::DEFAULT,
         )
