@@ -17,8 +17,6 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
 use nix::sys::resource::{UsageWho, getrusage};
 use support::*;
 
@@ -78,33 +76,15 @@ fn sealed_secret(values: &[(String, Vec<u8>)]) -> String {
     s
 }
 
-/// An age header of `n` X25519-shaped stanzas, every one labelled with `id` in a gitseal
-/// stanza at the end, a MAC line and a payload: no key needed to write it.
+/// An age header of `n` X25519-shaped stanzas, every one labelled with `id`, for
+/// `prod/db/password` (strict).
 fn many_stanzas(n: usize, id: &str) -> Vec<u8> {
-    let mut out = b"age-encryption.org/v1\n".to_vec();
-    for i in 0..n {
-        let share = STANDARD_NO_PAD.encode([(i % 251) as u8 + 1; 32]);
-        let body = STANDARD_NO_PAD.encode([7u8; 32]);
-        out.extend_from_slice(format!("-> X25519 {share}\n{body}\n").as_bytes());
-    }
-    let ids = vec![id; n].join(",");
-    out.extend_from_slice(format!("-> gitseal {ids} strict prod db password\n\n").as_bytes());
-    out.extend_from_slice(format!("--- {}\n", STANDARD_NO_PAD.encode([0u8; 32])).as_bytes());
-    out.extend_from_slice(&[0u8; 48]);
-    out
+    gitseal::manifest::hostile::many_stanzas(n, id, "strict prod db password")
 }
 
 /// One stanza whose body is ~1 MB of base64 lines: few stanzas, a huge header.
 fn huge_header() -> Vec<u8> {
-    let mut out = b"age-encryption.org/v1\n-> X25519 AAAA\n".to_vec();
-    for _ in 0..15_000 {
-        out.extend_from_slice(&[b'A'; 64]);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"AA\n--- ");
-    out.extend_from_slice(STANDARD_NO_PAD.encode([0u8; 32]).as_bytes());
-    out.extend_from_slice(b"\n");
-    out
+    gitseal::manifest::hostile::huge_header()
 }
 
 /// Runs unseal, reseal and check on `hostile.yaml` and asserts each refuses it naming
