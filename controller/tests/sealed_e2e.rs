@@ -702,3 +702,62 @@ async fn takeover_happens_once_by_the_first_sealed_secret_with_an_event() {
     );
     env.assert_no_leak().await;
 }
+
+/// A key restored after a SealedSecret failed for want of it opens that SealedSecret at once:
+/// a change of the keys starts a reconcile of every SealedSecret (its reason is in the agent's
+/// log), instead of waiting out the backoff of a failure only a change can fix.
+#[tokio::test]
+async fn a_restored_key_opens_what_failed_without_waiting_for_its_backoff() {
+    use secrecy::ExposeSecret;
+    let env = start("sealed-restore").await;
+    let restored = SecretKey::generate();
+    let mut s = gitseal::Secret {
+        name: Some("later".into()),
+        namespace: Some(env.app_ns.clone()),
+        ..Default::default()
+    };
+    s.data.insert(
+        "password".into(),
+        SecretSlice::from(CANARY.as_bytes().to_vec()),
+    );
+    let sealed =
+        seal_secret(&s, &[restored.public().clone()], &SealTarget::default()).expect("seal");
+    env.apply(&serde_json::to_value(sealed.to_value()).expect("json"))
+        .await;
+    env.wait_ready("later", "False", "NoMatchingKey").await;
+    // Two attempts: the next would come only 10 s after the second.
+    let attempts = || {
+        env.logs()
+            .lines()
+            .filter(|l| l.contains("cannot unseal") && l.contains("/later"))
+            .count()
+    };
+    wait_for("a second attempt", || async {
+        (attempts() >= 2).then_some(())
+    })
+    .await;
+
+    let keys: Api<Secret> = Api::namespaced(env.client.clone(), &env._test.agent_ns);
+    let identity = restored.to_identity_file("2026-11-27T00:00:00Z");
+    keys.patch(
+        "sealing-key-restored",
+        &PatchParams::apply(TEST_MANAGER),
+        &Patch::Apply(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sealing-key-restored", "labels": {"gitseal.dev/sealing-key": "active"}},
+            "stringData": {"identity": identity.expose_secret()}
+        })),
+    )
+    .await
+    .expect("restore the key");
+    env.wait_ready("later", "True", "Unsealed").await;
+    let secret = env.secrets().get("later").await.expect("secret");
+    assert_eq!(value(&secret, "password"), Some(CANARY.as_bytes().to_vec()));
+    let logs = env.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("bulk reconcile requested")
+            && l.contains("unsealed")
+            && l.contains("/later")),
+        "the SealedSecret was not opened by the reconcile the key change started"
+    );
+}

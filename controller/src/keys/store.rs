@@ -156,11 +156,23 @@ pub struct KeyStore {
     inner: Arc<StoreInner>,
 }
 
-#[derive(Default)]
 struct StoreInner {
     snapshot: RwLock<Arc<Snapshot>>,
     ready: tokio::sync::Notify,
     is_ready: std::sync::atomic::AtomicBool,
+    /// Bumped whenever the set of keys that open values changes.
+    opening_keys: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for StoreInner {
+    fn default() -> Self {
+        StoreInner {
+            snapshot: RwLock::default(),
+            ready: tokio::sync::Notify::new(),
+            is_ready: std::sync::atomic::AtomicBool::new(false),
+            opening_keys: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -193,10 +205,15 @@ impl KeyStore {
     }
 
     pub(crate) fn set(&self, snap: Snapshot) {
+        let ids = |ring: &gitseal::Keyring| ring.keys().map(|k| k.id()).collect::<Vec<_>>();
+        let new_ids = ids(&snap.ring);
         let snap = Arc::new(snap);
-        match self.inner.snapshot.write() {
-            Ok(mut s) => *s = snap,
-            Err(p) => *p.into_inner() = snap,
+        let old = match self.inner.snapshot.write() {
+            Ok(mut s) => std::mem::replace(&mut *s, snap),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), snap),
+        };
+        if ids(&old.ring) != new_ids {
+            self.inner.opening_keys.send_modify(|n| *n += 1);
         }
         if !self
             .inner
@@ -205,6 +222,16 @@ impl KeyStore {
         {
             self.inner.ready.notify_waiters();
         }
+    }
+
+    /// Yields each time the keys that open values change (added, restored, retired): what
+    /// could not be opened before may open now.
+    pub fn changes(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        let rx = self.inner.opening_keys.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
     }
 
     /// Waits until the keys were read from the cluster once.

@@ -391,9 +391,15 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
     let sealed: Api<SealedSecret> = super::scoped_api(&ctx.client, watch_namespace);
     let secrets: Api<Secret> = super::scoped_api(&ctx.client, watch_namespace);
     // `owns` watches metadata only; the label keeps other Secrets out of the stream.
-    let controller = Controller::new(sealed, watcher::Config::default()).owns(
+    let mut controller = Controller::new(sealed, watcher::Config::default()).owns(
         secrets,
         watcher::Config::default().labels(SEALED_SECRET_LABEL),
     );
+    if let Some((store, _)) = &ctx.keys {
+        // A key added or restored may open what failed: every SealedSecret is tried again at
+        // once (its fingerprint changed, so no backoff holds it), without waiting out its
+        // backoff. Keys change rarely; an object already up to date writes nothing.
+        controller = controller.reconcile_all_on(store.changes());
+    }
     super::run("sealedsecret", controller, reconcile, error_policy, ctx).await;
 }
