@@ -71,7 +71,11 @@ impl fmt::Display for GitRef {
     /// The text syntax `from_str` reads back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GitRef::Branch(b) if is_object_name(b) || b.contains(':') => write!(f, "branch:{b}"),
+            // Spelled out where the bare name would read back as something else: a commit, a
+            // prefixed form, or `refs/tags/…` (found by the git_ref fuzz target).
+            GitRef::Branch(b) if is_object_name(b) || b.contains(':') || b.starts_with("refs/") => {
+                write!(f, "branch:{b}")
+            }
             GitRef::Branch(b) => f.write_str(b),
             GitRef::Tag(t) => write!(f, "tag:{t}"),
             GitRef::Commit(c) => f.write_str(c),
@@ -148,6 +152,24 @@ mod tests {
     use super::*;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    #[test]
+    fn text_form_reads_back() {
+        for text in [
+            "branch:refs/tags/v1",
+            "branch:refs/heads/x",
+            "main",
+            "tag:v1",
+            "refs/tags/v1",
+        ] {
+            let r: GitRef = text.parse().unwrap();
+            assert_eq!(r.to_string().parse::<GitRef>().unwrap(), r, "{text}");
+        }
+        assert_eq!(
+            "branch:refs/tags/v1".parse::<GitRef>().unwrap().to_string(),
+            "branch:refs/tags/v1"
+        );
+    }
 
     #[test]
     fn ref_syntax() {
