@@ -77,9 +77,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .with_policy(SourcePolicy {
             allow_local_sources: args.allow_local_sources,
             allow_remote_bases: args.allow_remote_bases,
+            limits: args.limits.manifest_limits(),
         })
-        .with_keys(key_store, key_usage)
-        .with_limits(args.limits.manifest_limits()),
+        .with_keys(key_store, key_usage),
     );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     tokio::select! {

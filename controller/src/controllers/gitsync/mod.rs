@@ -34,6 +34,8 @@ type SourceKey = (String, String);
 /// flags of `gitseal-agent run`. A GitSync's own spec can narrow these, never widen them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourcePolicy {
+    /// `--max-file-bytes` … `--max-pass-nodes`: what one render may read.
+    pub limits: ManifestLimits,
     /// `--allow-local-sources`: `file://` URLs and local paths.
     pub allow_local_sources: bool,
     /// `--allow-remote-bases`: kustomize may fetch remote bases for GitSyncs that ask
@@ -55,8 +57,6 @@ pub struct Context {
     /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
     /// pass), and where to record which key each SealedSecret needs.
     pub keys: Option<(KeyStore, KeyUsage)>,
-    /// What a render may read (the agent's flags).
-    pub limits: ManifestLimits,
     states: Mutex<HashMap<SourceKey, Arc<Mutex<SyncState>>>>,
 }
 
@@ -84,7 +84,6 @@ impl Context {
             policy: SourcePolicy::default(),
             recorder,
             keys: None,
-            limits: ManifestLimits::DEFAULT,
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -99,12 +98,6 @@ impl Context {
     /// key usage in `usage`.
     pub fn with_keys(mut self, keys: KeyStore, usage: KeyUsage) -> Self {
         self.keys = Some((keys, usage));
-        self
-    }
-
-    /// Renders within `limits` instead of the defaults.
-    pub fn with_limits(mut self, limits: ManifestLimits) -> Self {
-        self.limits = limits;
         self
     }
 }
@@ -172,7 +165,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::await_change());
     }
-    let (mut spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
+    let (spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
         Ok(s) => s,
         Err(msg) => {
             let mut status = old.clone();
@@ -189,7 +182,6 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             return Err(Error::Spec(format!("{}/{}", key.0, key.1), msg));
         }
     };
-    spec.limits = ctx.limits;
     let state = {
         let mut states = ctx.states.lock().await;
         states.entry(key.clone()).or_default().clone()

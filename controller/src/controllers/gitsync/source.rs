@@ -179,7 +179,7 @@ pub async fn sync_spec(
                 agent: policy.allow_remote_bases,
                 gitsync: Some(gs.spec.allow_remote_bases),
             },
-            limits: Default::default(),
+            limits: policy.limits,
         },
         interval,
     ))
