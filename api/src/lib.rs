@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod gitsync;
 pub mod keys;
 pub mod names;
+pub mod receiver;
 pub mod reseal_request;
 pub mod sealed_secret;
 
@@ -15,6 +16,7 @@ pub use gitsync::{
     LocalObjectReference,
 };
 pub use keys::{ObjectRef, PublicKeyInfo, UsageEntry};
+pub use receiver::{Receiver, ReceiverSpec, ReceiverStatus, ReceiverType};
 pub use reseal_request::{ResealItem, ResealRequest, ResealRequestSpec, ResealRequestStatus};
 pub use sealed_secret::{
     SealedSecret, SealedSecretSpec, SealedSecretStatus, SecretTemplate, TemplateMetadata,
@@ -24,7 +26,12 @@ pub use sealed_secret::{
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let mut out = String::new();
-    for crd in [GitSync::crd(), SealedSecret::crd(), ResealRequest::crd()] {
+    for crd in [
+        GitSync::crd(),
+        SealedSecret::crd(),
+        ResealRequest::crd(),
+        Receiver::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
@@ -41,6 +48,7 @@ mod tests {
         let y = crds_yaml().unwrap();
         assert!(y.contains("name: gitsyncs.gitseal.dev"));
         assert!(y.contains("name: sealedsecrets.gitseal.dev"));
+        assert!(y.contains("name: receivers.gitseal.dev"));
         assert!(y.contains("x-kubernetes-list-map-keys"));
     }
 
@@ -50,5 +58,6 @@ mod tests {
         assert_eq!(GitSync::api_version(&()), want);
         assert_eq!(SealedSecret::api_version(&()), want);
         assert_eq!(ResealRequest::api_version(&()), want);
+        assert_eq!(Receiver::api_version(&()), want);
     }
 }

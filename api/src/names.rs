@@ -15,6 +15,8 @@ pub const AGENT_FIELD_MANAGER: &str = "gitseal-agent";
 pub const KEYS_FIELD_MANAGER: &str = "gitseal-agent-keys";
 /// Changes made by `gitseal` (rotation requests, retiring, restoring keys).
 pub const CLI_FIELD_MANAGER: &str = "gitseal-cli";
+/// The `reconcile.gitseal.dev/requestedAt` annotation a Receiver's webhook sets on a GitSync.
+pub const RECEIVER_FIELD_MANAGER: &str = "gitseal-agent-receiver";
 /// The `reportingController` of the agent's Events.
 pub const EVENT_REPORTER: &str = "gitseal-agent";
 
@@ -32,6 +34,9 @@ pub const GIT_CREDENTIALS_LABEL: &str = "gitseal.dev/git-credentials";
 pub const GIT_CREDENTIALS_HOSTS_ANNOTATION: &str = "gitseal.dev/git-credentials-hosts";
 /// `disabled` on an object (or its SealedSecret) keeps it from ever being pruned.
 pub const PRUNE_ANNOTATION: &str = "gitseal.dev/prune";
+/// Annotation on a GitSync: a new value asks for a pass now (as Flux's
+/// `reconcile.fluxcd.io/requestedAt`). Status writes never start a pass; this does.
+pub const RECONCILE_REQUESTED_ANNOTATION: &str = "reconcile.gitseal.dev/requestedAt";
 /// Where `gitseal-agent sync` keeps its inventory between runs: a ConfigMap of this name
 /// followed by the source's name, in the agent namespace.
 pub const INVENTORY_CONFIGMAP_PREFIX: &str = "gitseal-inventory-";
@@ -44,6 +49,16 @@ pub const INVENTORY_KEY: &str = "inventory.json";
 pub const SEALED_SECRET_LABEL: &str = "gitseal.dev/sealed-secret";
 /// `"true"` on an existing Secret lets a SealedSecret of the same name take it over.
 pub const MANAGED_ANNOTATION: &str = "gitseal.dev/managed";
+
+// --- Receivers (push webhooks) ---------------------------------------------------------
+
+/// `"true"` on a Secret lets Receivers of its namespace use it as their webhook token: a
+/// Receiver can name only a Secret that opted in, so creating one never exposes another.
+pub const RECEIVER_TOKEN_LABEL: &str = "gitseal.dev/receiver-token";
+/// Data key of a Receiver's token Secret.
+pub const RECEIVER_TOKEN_KEY: &str = "token";
+/// Where every Receiver's path starts on the agent's webhook address.
+pub const WEBHOOK_PATH_PREFIX: &str = "/hook/";
 
 // --- Sealing keys -----------------------------------------------------------------------
 

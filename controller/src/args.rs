@@ -76,6 +76,14 @@ pub struct RunArgs {
     pub allow_remote_bases: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Address for push webhooks from git hosts (`POST /hook/<id>`, one path per
+    /// `Receiver`; each request must prove it knows its Receiver's token). Off when not
+    /// given: no Receivers are watched then.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Largest webhook body read, in bytes; a larger one is refused (413) unread.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::serve::webhook::DEFAULT_MAX_BODY, requires = "webhook_addr")]
+    pub webhook_max_body: usize,
 }
 
 #[derive(Debug, Args)]

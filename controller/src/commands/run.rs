@@ -1,6 +1,7 @@
 //! `gitseal-agent run`: starts the sealing keys controller, the GitSync, SealedSecret and
-//! ResealRequest controllers and the HTTP endpoints, sharing one client, one key store and
-//! one key usage record.
+//! ResealRequest controllers and the HTTP endpoints (with `--webhook-addr`, the Receiver
+//! controller and the push webhook endpoint too), sharing one client, one key store and one
+//! key usage record.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,11 +12,12 @@ use anyhow::{Context as _, Result};
 use crate::args::RunArgs;
 use crate::controllers::gitsync::SourcePolicy;
 use crate::controllers::sealing_keys::KeyManager;
-use crate::controllers::{gitsync, reseal_request, sealed_secret};
+use crate::controllers::{gitsync, receiver, reseal_request, sealed_secret};
 use crate::keys::{KeyStore, KeyUsage};
 use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::serve::http::{HttpState, serve};
 use crate::serve::metrics::Metrics;
+use crate::serve::webhook::{self, WebhookState, hooks::Hooks};
 
 /// `gitseal-agent run`: every controller, the key manager and the HTTP endpoints, until a
 /// shutdown signal.
@@ -66,6 +68,39 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             .with_keys(key_store.clone(), key_usage.clone())
             .with_metrics(metrics.clone()),
     );
+    // Push webhooks: the Receiver controller fills the table of paths the endpoint answers,
+    // and its cache tells the endpoint which Receivers still exist.
+    let webhooks = args.webhook_addr.map(|addr| {
+        let hooks = Hooks::default();
+        let controller = receiver::controller(&client, args.watch_namespace.as_deref());
+        let store = controller.store();
+        let state = WebhookState::new(hooks.clone(), client.clone(), store.clone())
+            .with_metrics(metrics.clone())
+            .with_max_body(args.webhook_max_body);
+        let ctx = Arc::new(receiver::Context {
+            client: client.clone(),
+            hooks,
+            receivers: store,
+        });
+        (addr, state, controller, ctx)
+    });
+    let (webhook_srv, receivers) = match webhooks {
+        Some((addr, state, controller, ctx)) => {
+            (Some(webhook::serve(addr, state)), Some((controller, ctx)))
+        }
+        None => (None, None),
+    };
+    let webhook_srv = async {
+        match webhook_srv {
+            Some(srv) => srv.await,
+            None => std::future::pending::<std::io::Result<()>>().await,
+        }
+    };
+    let receivers = async {
+        if let Some((controller, ctx)) = receivers {
+            receiver::run(controller, ctx, args.watch_namespace.as_deref()).await;
+        }
+    };
     let ctx = Arc::new(
         gitsync::Context::new(
             client,
@@ -85,6 +120,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     tokio::select! {
         r = health => r.context("health endpoint")?,
         r = metrics_srv => r.context("metrics endpoint")?,
+        r = webhook_srv => r.context("webhook endpoint")?,
         () = key_manager.run() => {}
         // Both controllers stop on the same shutdown signal.
         _ = async {
@@ -92,6 +128,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 gitsync::run(ctx, args.watch_namespace.as_deref()),
                 sealed_secret::run(sealed_ctx, args.watch_namespace.as_deref()),
                 reseal_request::run(reseal_ctx),
+                receivers,
             )
         } => {}
     }

@@ -1,9 +1,11 @@
 //! The agent's controllers, one per kind of object it answers: `GitSync` sources
 //! ([`gitsync`]), `SealedSecret` objects ([`sealed_secret`]), `ResealRequest`s
-//! ([`reseal_request`]) and the sealing key Secrets ([`sealing_keys`]).
+//! ([`reseal_request`]), push webhook `Receiver`s ([`receiver`]) and the sealing key Secrets
+//! ([`sealing_keys`]).
 
 pub mod backoff;
 pub mod gitsync;
+pub mod receiver;
 pub mod reseal_request;
 pub mod sealed_secret;
 pub mod sealing_keys;

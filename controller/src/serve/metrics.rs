@@ -32,6 +32,8 @@ pub struct Metrics {
     pub pruned: Counter,
     pub managed_objects: Gauge,
     pub sealing_keys: Gauge,
+    /// Push webhook requests by result (`triggered`, `unauthorized`, …).
+    pub webhook_requests: Family<ResultLabel, Counter>,
     api_reads: Counter,
     api_writes: Counter,
     pub counters: Arc<ApiCounters>,
@@ -84,6 +86,12 @@ impl Metrics {
             "Private keys in the agent's keyring",
             sealing_keys.clone(),
         );
+        let webhook_requests = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Push webhook requests by result",
+            webhook_requests.clone(),
+        );
         let api_reads = Counter::default();
         registry.register(
             "api_reads",
@@ -106,6 +114,7 @@ impl Metrics {
             pruned,
             managed_objects,
             sealing_keys,
+            webhook_requests,
             api_reads,
             api_writes,
             counters,
@@ -124,6 +133,15 @@ impl Metrics {
     /// One ResealRequest answered (`result`: `ok` or the error kind).
     pub fn reseal(&self, result: &str) {
         count(&self.reseals, result);
+    }
+
+    /// Counts one push webhook request.
+    pub fn webhook(&self, result: &str) {
+        self.webhook_requests
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// The text exposition.
