@@ -524,6 +524,34 @@ mod tests {
         assert!(!e.contains("CANARY-sandbox"), "{e}");
     }
 
+    /// A render that does not finish within its timeout fails naming the path and the
+    /// timeout: here 1 ms for 9,000 documents, which take far longer to parse.
+    #[tokio::test]
+    async fn a_render_past_its_timeout_fails() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("apps")).unwrap();
+        std::fs::write(
+            d.path().join("apps/a.yaml"),
+            gitseal::manifest::hostile::many_documents(9_000),
+        )
+        .unwrap();
+        let e = render(
+            d.path(),
+            "apps",
+            RemoteBases::default(),
+            Duration::from_millis(1),
+            &ManifestLimits::DEFAULT,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, RenderError::Timeout { .. }), "{e}");
+        assert_eq!(e.kind(), "render_timeout");
+        assert!(
+            e.to_string().contains("rendering apps took longer than"),
+            "{e}"
+        );
+    }
+
     #[tokio::test]
     async fn plain_folder_and_duplicates() {
         let d = tempfile::tempdir().unwrap();
