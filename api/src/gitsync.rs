@@ -62,8 +62,18 @@ pub struct GitSyncSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
     /// Namespace for namespaced objects that do not set one (and override for those that do).
+    /// Objects that set none go to the GitSync's own namespace, or to `default` for GitSyncs
+    /// in the agent's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,
+    /// A ServiceAccount of this GitSync's namespace: every apply, prune and read of live
+    /// objects of its passes is sent impersonating it, so its RBAC decides what the
+    /// repository may change. Without one (and without the agent's
+    /// `--default-service-account`), a GitSync outside the agent's namespace may write only
+    /// namespaced objects of its own namespace. Whatever the ServiceAccount may do, a GitSync
+    /// never writes into the agent's namespace from outside it, nor a sealing key Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 /// One of branch, tag or commit.

@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{ACTIVE, PUBLIC_KEYS_JSON};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::names::{
+    ACTIVE, AGENT_FIELD_MANAGER, PUBLIC_KEYS_JSON, SEALED_SECRET_LABEL, SYNC_NAME_LABEL,
+    SYNC_NAMESPACE_LABEL,
+};
 
 /// A published public key (one entry of `keys.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,4 +74,76 @@ pub fn read_usage(data: BTreeMap<String, String>) -> BTreeMap<String, UsageEntry
     data.into_iter()
         .filter_map(|(id, text)| Some((id, serde_json::from_str(&text).ok()?)))
         .collect()
+}
+
+/// Why a Secret labelled as a sealing key must not be used as one, if so.
+///
+/// The agent creates its keys under the field manager `gitseal-agent-keys`, and `gitseal keys
+/// restore` writes them under `gitseal-cli`. Everything the agent writes on someone else's
+/// behalf — what a GitSync pass applies, the Secret a SealedSecret opens to — it writes by
+/// server-side apply under the field manager `gitseal-agent`, which the API server records in
+/// `managedFields` (an apply request cannot set `managedFields` itself), with the labels naming
+/// the GitSync or the SealedSecret, and, for a SealedSecret, an owner. Only a principal that may
+/// write Secrets in the agent's namespace (an admin) could remove those marks. So a key Secret
+/// that carries any of them was planted through the agent, and the agent and `gitseal keys
+/// backup` ignore it.
+pub fn untrusted_key_secret(meta: &ObjectMeta) -> Option<&'static str> {
+    let applied_by_agent = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some(AGENT_FIELD_MANAGER));
+    if applied_by_agent {
+        return Some(
+            "written by gitseal-agent for a GitSync or a SealedSecret (field manager gitseal-agent)",
+        );
+    }
+    if meta
+        .owner_references
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())
+    {
+        return Some("it has an owner (the Secrets the agent opens from SealedSecrets do)");
+    }
+    let labels = meta.labels.as_ref();
+    if [SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL, SEALED_SECRET_LABEL]
+        .iter()
+        .any(|l| labels.is_some_and(|m| m.contains_key(*l)))
+    {
+        return Some("it carries the labels of a GitSync's or a SealedSecret's objects");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
+
+    fn managed(manager: &str) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn keys_planted_through_the_agent_are_untrusted() {
+        let mut meta = ObjectMeta {
+            managed_fields: Some(vec![managed("gitseal-agent-keys")]),
+            ..Default::default()
+        };
+        assert_eq!(untrusted_key_secret(&meta), None);
+        meta.managed_fields = Some(vec![managed("gitseal-cli"), managed("kubectl-label")]);
+        assert_eq!(untrusted_key_secret(&meta), None);
+        meta.managed_fields = Some(vec![managed("gitseal-cli"), managed("gitseal-agent")]);
+        assert!(untrusted_key_secret(&meta).is_some());
+        meta.managed_fields = None;
+        meta.owner_references = Some(vec![OwnerReference::default()]);
+        assert!(untrusted_key_secret(&meta).is_some());
+        meta.owner_references = None;
+        meta.labels = Some([(SYNC_NAME_LABEL.to_owned(), "apps".to_owned())].into());
+        assert!(untrusted_key_secret(&meta).is_some());
+    }
 }

@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// Largest webhook body read, in bytes; a larger one is refused (413) unread.
     #[arg(long, value_name = "BYTES", default_value_t = crate::serve::webhook::DEFAULT_MAX_BODY, requires = "webhook_addr")]
     pub webhook_max_body: usize,
+    /// Lockdown: GitSyncs outside the agent's namespace that name no ServiceAccount run as
+    /// this ServiceAccount of their own namespace (impersonated), so RBAC decides what they
+    /// may change. Without it they may write only namespaced objects of their own namespace.
+    #[arg(long, value_name = "NAME")]
+    pub default_service_account: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -105,3 +105,15 @@ fn bad_limit_flags_are_usage_errors_naming_the_flag() {
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn bad_default_service_account_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bad in ["Not A Name", "ns:sa", "Upper"] {
+        let out = run(&["--default-service-account", bad], dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains("--default-service-account"), "{bad}: {err}");
+        assert!(!err.contains("no cluster configuration"), "{bad}: {err}");
+    }
+}

@@ -14,6 +14,7 @@ use gitseal_agent::serve::api_counters::{ApiCounters, counting_client};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use gitseal_agent::sync::render::RemoteBases;
+use gitseal_agent::sync::tenancy::Tenancy;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
@@ -114,6 +115,8 @@ impl Harness {
                 target_namespace: None,
                 remote_bases: RemoteBases::default(),
                 limits: Default::default(),
+                // The harness is the agent, its source in the "agent's namespace".
+                tenancy: Tenancy::agent(owner_ns),
             },
             state: SyncState::default(),
             ring: Keyring::from_iter([key.clone()]),

@@ -11,6 +11,7 @@ use gitseal::{Keyring, SecretKey};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::pass::{SyncSpec, SyncState, run_pass};
 use gitseal_agent::sync::render::RemoteBases;
+use gitseal_agent::sync::tenancy::Tenancy;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use secrecy::SecretString;
@@ -45,6 +46,7 @@ fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
         target_namespace: None,
         remote_bases: RemoteBases::default(),
         limits: Default::default(),
+        tenancy: Tenancy::agent(ns),
     }
 }
 

@@ -26,12 +26,15 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let escrow =
         reseal_request::escrow_recipients(&args.escrow_recipients, &args.escrow_recipient_files)
             .map_err(anyhow::Error::msg)?;
+    if let Some(sa) = &args.default_service_account {
+        gitseal::scope::validate_name(sa).context("--default-service-account")?;
+    }
     let counters = Arc::new(ApiCounters::default());
     let config = kube::Config::infer()
         .await
         .context("no cluster configuration (KUBECONFIG or in-cluster)")?;
-    let client = counting_client(config, counters.clone())?;
-    let metrics = Arc::new(Metrics::new(counters));
+    let client = counting_client(config.clone(), counters.clone())?;
+    let metrics = Arc::new(Metrics::new(counters.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let key_store = KeyStore::new();
     let key_usage = KeyUsage::new(key_store.clone());
@@ -40,6 +43,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         args.namespace.clone(),
         Some(args.key_renewal).filter(|d| !d.is_zero()),
         key_store.clone(),
+        metrics.ignored_key_secrets.clone(),
     );
     let state = HttpState {
         metrics: metrics.clone(),
@@ -114,6 +118,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             allow_remote_bases: args.allow_remote_bases,
             limits: args.limits.manifest_limits(),
         })
+        .with_impersonation(config, counters, args.default_service_account.clone())
         .with_keys(key_store, key_usage),
     );
     ready.store(true, std::sync::atomic::Ordering::Relaxed);

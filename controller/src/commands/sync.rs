@@ -15,6 +15,7 @@ use crate::sync::git::{GitAuth, GitSource, default_cache_dir, private_cache_dir}
 use crate::sync::inventory;
 use crate::sync::pass::{PassError, SyncSpec, SyncState, plan, run_pass};
 use crate::sync::render::RemoteBases;
+use crate::sync::tenancy::Tenancy;
 
 /// The cache folder to use, private to this user (created, or checked and refused): `given`,
 /// else this user's default. Shared by `run`.
@@ -53,6 +54,8 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             gitsync: None,
         },
         limits: args.limits.manifest_limits(),
+        // The operator's own source: the agent's rights, never a sealing key Secret.
+        tenancy: Tenancy::agent(&args.namespace),
     };
     let mut ring = gitseal::read_identity_files(&args.identities)?;
     if args.plan {

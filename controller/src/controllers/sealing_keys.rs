@@ -2,13 +2,18 @@
 //! count at once, without a restart), generates a key when no active one exists, renews it
 //! on a period and on request, publishes the public keys, and keeps the [`KeyStore`] current.
 //!
+//! It trusts only key Secrets it created or that `gitseal keys restore` wrote: one that the
+//! agent itself wrote for a GitSync or a SealedSecret (see
+//! [`gitseal_api::keys::untrusted_key_secret`]) is ignored — it opens nothing and is not
+//! published — with a warning in the log and the gauge `gitseal_sealing_key_secrets_ignored`.
+//!
 //! Rotation on request has no endpoint of its own: whoever may patch the
 //! `gitseal-public-keys` ConfigMap in the agent namespace sets the annotation
 //! `gitseal.dev/rotate-requested` to a new value (`gitseal keys rotate` does), and the agent
 //! answers with a new active key and `gitseal.dev/rotate-done` set to that value. RBAC on
 //! that one object is the authorisation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -18,6 +23,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use prometheus_client::metrics::gauge::Gauge;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -27,7 +33,9 @@ use gitseal_api::names::{
     SEALING_KEY_LABEL,
 };
 
-use crate::keys::store::{KeySecret, KeyStore, Snapshot, read_key_secret, zeroize_secret};
+use crate::keys::store::{
+    KeySecret, KeyStore, Snapshot, read_key_secret, untrusted, zeroize_secret,
+};
 use crate::kube_error::kube_message;
 
 /// Owns the sealing keys of one namespace.
@@ -37,6 +45,8 @@ pub struct KeyManager {
     /// A new active key when the newest is older than this; `None` = never.
     renewal: Option<Duration>,
     store: KeyStore,
+    /// How many labelled key Secrets are ignored as untrusted now (a metric).
+    ignored: Gauge,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -59,12 +69,14 @@ impl KeyManager {
         namespace: String,
         renewal: Option<Duration>,
         store: KeyStore,
+        ignored: Gauge,
     ) -> Self {
         KeyManager {
             client,
             namespace,
             renewal,
             store,
+            ignored,
         }
     }
 
@@ -92,6 +104,7 @@ impl KeyManager {
         let (mut secrets_synced, mut cm_synced) = (false, false);
         let mut live_cm: Option<ConfigMap> = None;
         let mut made: Vec<KeySecret> = Vec::new();
+        let mut ignored: HashSet<(String, String)> = HashSet::new();
         loop {
             tokio::select! {
                 Some(ev) = secret_events.next() => match ev {
@@ -110,7 +123,9 @@ impl KeyManager {
             }
             if secrets_synced
                 && cm_synced
-                && let Err(e) = self.reconcile(&reader, &mut live_cm, &mut made).await
+                && let Err(e) = self
+                    .reconcile(&reader, &mut live_cm, &mut made, &mut ignored)
+                    .await
             {
                 tracing::warn!(error = %kube_message(&e), "sealing keys");
             }
@@ -124,12 +139,27 @@ impl KeyManager {
         reader: &Store<Secret>,
         live_cm: &mut Option<ConfigMap>,
         made: &mut Vec<KeySecret>,
+        ignored: &mut HashSet<(String, String)>,
     ) -> Result<(), kube::Error> {
-        let mut keys: Vec<KeySecret> = reader
-            .state()
-            .iter()
-            .filter_map(|s| read_key_secret(s))
-            .collect();
+        let state = reader.state();
+        let mut now_ignored = HashSet::new();
+        let mut keys: Vec<KeySecret> = Vec::new();
+        for s in &state {
+            match untrusted(s) {
+                None => keys.extend(read_key_secret(s)),
+                Some(why) => {
+                    let name = s.metadata.name.clone().unwrap_or_default();
+                    let version = s.metadata.resource_version.clone().unwrap_or_default();
+                    // Said once per version of the Secret, not on every tick.
+                    if !ignored.contains(&(name.clone(), version.clone())) {
+                        tracing::warn!(secret = %name, namespace = %self.namespace, why, "sealing key Secret ignored: not written by the agent or `gitseal keys restore`; it opens nothing and is not published");
+                    }
+                    now_ignored.insert((name, version));
+                }
+            }
+        }
+        *ignored = now_ignored;
+        self.ignored.set(ignored.len() as i64);
         // Keys made here that the watch has not delivered yet still count.
         made.retain(|m| !keys.iter().any(|k| k.name == m.name));
         keys.extend(made.iter().cloned());
@@ -191,7 +221,11 @@ impl KeyManager {
             ..Default::default()
         };
         let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
-        let result = api.create(&PostParams::default(), &secret).await;
+        let pp = PostParams {
+            field_manager: Some(KEYS_FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let result = api.create(&pp, &secret).await;
         if let Some(d) = secret.string_data.as_mut() {
             use zeroize::Zeroize;
             d.values_mut().for_each(Zeroize::zeroize);

@@ -27,12 +27,27 @@ pub async fn load_ring(client: &kube::Client, namespace: &str) -> Result<Keyring
         .await?;
     let mut ring = Keyring::new();
     for mut s in list.items {
-        if let Some(k) = read_key_secret(&s) {
-            k.keys.into_iter().for_each(|k| ring.add(k));
+        match untrusted(&s) {
+            Some(why) => tracing::warn!(
+                secret = %s.metadata.name.as_deref().unwrap_or_default(),
+                why,
+                "sealing key Secret ignored: not written by the agent or `gitseal keys restore`"
+            ),
+            None => {
+                if let Some(k) = read_key_secret(&s) {
+                    k.keys.into_iter().for_each(|k| ring.add(k));
+                }
+            }
         }
         zeroize_secret(&mut s);
     }
     Ok(ring)
+}
+
+/// Why a Secret labelled as a sealing key is not one the agent trusts (it was planted
+/// through the agent: see [`gitseal_api::keys::untrusted_key_secret`]), if so.
+pub fn untrusted(s: &Secret) -> Option<&'static str> {
+    gitseal_api::keys::untrusted_key_secret(&s.metadata)
 }
 
 /// Overwrites the data of a Secret object that is about to be dropped.

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub sealing_keys: Gauge,
     /// Push webhook requests by result (`triggered`, `unauthorized`, …).
     pub webhook_requests: Family<ResultLabel, Counter>,
+    /// Secrets labelled as sealing keys that the key manager ignores as untrusted.
+    pub ignored_key_secrets: Gauge,
     api_reads: Counter,
     api_writes: Counter,
     pub counters: Arc<ApiCounters>,
@@ -92,6 +94,12 @@ impl Metrics {
             "Push webhook requests by result",
             webhook_requests.clone(),
         );
+        let ignored_key_secrets = Gauge::default();
+        registry.register(
+            "sealing_key_secrets_ignored",
+            "Secrets labelled as sealing keys that the agent ignores: written by the agent for a GitSync or a SealedSecret, not by itself or `gitseal keys restore`",
+            ignored_key_secrets.clone(),
+        );
         let api_reads = Counter::default();
         registry.register(
             "api_reads",
@@ -115,6 +123,7 @@ impl Metrics {
             managed_objects,
             sealing_keys,
             webhook_requests,
+            ignored_key_secrets,
             api_reads,
             api_writes,
             counters,

@@ -3,7 +3,7 @@
 //! objects whose desired hash or live fingerprint changed are sent again (see [`super::drift`]).
 //! Pruning is [`super::prune`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -43,6 +43,8 @@ pub enum ApplyError {
     Prune { object: String, message: String },
     #[error("listing {kind} failed: {message}")]
     List { kind: String, message: String },
+    #[error("reading {object} failed: {message}")]
+    Read { object: String, message: String },
 }
 
 impl ApplyError {
@@ -54,6 +56,7 @@ impl ApplyError {
             ApplyError::EmptyRefused(_) => "empty_refused",
             ApplyError::Prune { .. } => "prune",
             ApplyError::List { .. } => "list",
+            ApplyError::Read { .. } => "read",
         }
     }
 }
@@ -90,6 +93,9 @@ pub struct Applier<'a> {
     pub timeout: Duration,
     /// (GitSync namespace, name): written as labels on every object.
     pub owner: (&'a str, &'a str),
+    /// List live objects namespace by namespace rather than cluster-wide: the pass acts as
+    /// a ServiceAccount, whose RBAC usually grants reads in some namespaces only.
+    pub list_per_namespace: bool,
 }
 
 impl std::fmt::Debug for Applier<'_> {
@@ -132,30 +138,40 @@ impl Applier<'_> {
         )
     }
 
-    /// Live metadata of this source's objects of one kind: one LIST call.
+    /// Live metadata of this source's objects of one kind: one LIST call, or one per
+    /// namespace in `namespaces` when listing per namespace.
     async fn live_versions(
         &self,
         ar: &ApiResource,
+        namespaced: bool,
+        namespaces: &BTreeSet<String>,
     ) -> Result<HashMap<(Option<String>, String), ObjectMeta>, ApplyError> {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), ar);
-        let list = api
-            .list_metadata(&ListParams::default().labels(&self.selector()))
-            .await
-            .map_err(|e| ApplyError::List {
-                kind: ar.kind.clone(),
-                message: kube_message(&e),
-            })?;
-        Ok(list
-            .items
-            .into_iter()
-            .map(|m| {
+        let apis: Vec<Api<DynamicObject>> = if self.list_per_namespace && namespaced {
+            namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(self.client.clone(), ns, ar))
+                .collect()
+        } else {
+            vec![Api::all_with(self.client.clone(), ar)]
+        };
+        let mut out = HashMap::new();
+        for api in apis {
+            let list = api
+                .list_metadata(&ListParams::default().labels(&self.selector()))
+                .await
+                .map_err(|e| ApplyError::List {
+                    kind: ar.kind.clone(),
+                    message: kube_message(&e),
+                })?;
+            out.extend(list.items.into_iter().map(|m| {
                 let key = (
                     m.metadata.namespace.clone(),
                     m.metadata.name.clone().unwrap_or_default(),
                 );
                 (key, m.metadata)
-            })
-            .collect())
+            }));
+        }
+        Ok(out)
     }
 
     /// Whether every object applied before is still as the agent left it, from one metadata
@@ -170,10 +186,15 @@ impl Applier<'_> {
             by_kind.entry(&a.kind).or_default().push((id, a));
         }
         for (kind, objects) in by_kind {
-            let Some((ar, _)) = self.memory.resources.get(kind) else {
+            let Some((ar, caps)) = self.memory.resources.get(kind) else {
                 return Ok(false);
             };
-            let live = self.live_versions(ar).await?;
+            let namespaces = objects
+                .iter()
+                .filter_map(|(id, _)| id.namespace.clone())
+                .collect();
+            let namespaced = matches!(caps.scope, ApiScope::Namespaced);
+            let live = self.live_versions(ar, namespaced, &namespaces).await?;
             for (id, a) in objects {
                 let same = live
                     .get(&(id.namespace.clone(), id.name.clone()))
@@ -237,13 +258,22 @@ impl Applier<'_> {
             let r = self.resource(&o).await?;
             resolved.push((o, r));
         }
+        let mut remembered: HashMap<&str, (&ApiResource, bool, BTreeSet<String>)> = HashMap::new();
+        for (o, (ar, caps)) in &resolved {
+            let id = o.id();
+            if self.memory.applied.contains_key(&id) {
+                let namespaced = matches!(caps.scope, ApiScope::Namespaced);
+                let entry = remembered
+                    .entry(ar.kind.as_str())
+                    .or_insert_with(|| (ar, namespaced, BTreeSet::new()));
+                entry.2.extend(id.namespace);
+            }
+        }
         let mut live: HashMap<String, HashMap<(Option<String>, String), ObjectMeta>> =
             HashMap::new();
-        for (o, (ar, _)) in &resolved {
-            if !live.contains_key(&ar.kind) && self.memory.applied.contains_key(&o.id()) {
-                let versions = self.live_versions(ar).await?;
-                live.insert(ar.kind.clone(), versions);
-            }
+        for (kind, (ar, namespaced, namespaces)) in remembered {
+            let versions = self.live_versions(ar, namespaced, &namespaces).await?;
+            live.insert(kind.to_owned(), versions);
         }
         let mut todo = Vec::new();
         for (o, r) in resolved {

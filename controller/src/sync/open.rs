@@ -59,11 +59,12 @@ impl DecryptError {
     }
 }
 
-/// Settles each object's namespace: `target` overrides, `default` fills in; cluster-scoped
-/// objects lose any namespace.
-pub fn settle_namespace(o: &mut Object, namespaced: bool, target: Option<&str>) {
+/// Settles each object's namespace: `target` overrides, `fallback` fills in (`default`, or
+/// the GitSync's own namespace outside the agent's); cluster-scoped objects lose any
+/// namespace.
+pub fn settle_namespace(o: &mut Object, namespaced: bool, target: Option<&str>, fallback: &str) {
     if namespaced {
-        let ns = target.or(o.namespace()).unwrap_or("default").to_owned();
+        let ns = target.or(o.namespace()).unwrap_or(fallback).to_owned();
         o.set_namespace(Some(&ns));
     } else {
         o.set_namespace(None);
@@ -238,7 +239,7 @@ mod tests {
         assert!(!format!("{:?}", out[0]).contains("CANARY"));
 
         let mut moved = sealed_object(&k, "prod");
-        settle_namespace(&mut moved, true, Some("staging"));
+        settle_namespace(&mut moved, true, Some("staging"), "default");
         let e = open_all(vec![moved], &ring, false).unwrap_err();
         assert_eq!(e.kind(), "scope_mismatch");
         assert!(e.to_string().contains("a.yaml: document 1"), "{e}");

@@ -14,6 +14,7 @@ use super::object::{Object, known_cluster_scoped};
 use super::open::{DecryptError, open_all, redacted, settle_namespace};
 use super::prune::{prune, refuse_empty};
 use super::render::{RemoteBases, RenderError, render};
+use super::tenancy::{Actor, LiveCheckError, Refused, Tenancy};
 use crate::controllers::backoff::{Backoff, Retry, fingerprint};
 use crate::keys::usage::Use;
 
@@ -34,6 +35,8 @@ pub struct SyncSpec {
     pub remote_bases: RemoteBases,
     /// What a render may read (the agent's flags; the defaults otherwise).
     pub limits: ManifestLimits,
+    /// Who the pass acts as, and so what it may write.
+    pub tenancy: Tenancy,
 }
 
 /// What a source remembers between passes.
@@ -56,8 +59,13 @@ pub struct SyncState {
 /// The parts of a spec that change what a revision renders to.
 fn spec_key(spec: &SyncSpec) -> String {
     format!(
-        "{}\0{}\0{:?}\0{}\0{:?}",
-        spec.source.url, spec.path, spec.target_namespace, spec.allow_plaintext, spec.remote_bases
+        "{}\0{}\0{:?}\0{}\0{:?}\0{:?}",
+        spec.source.url,
+        spec.path,
+        spec.target_namespace,
+        spec.allow_plaintext,
+        spec.remote_bases,
+        spec.tenancy
     )
 }
 
@@ -78,6 +86,8 @@ pub enum PassError {
         "revision {revision} failed before with the same spec and keys; next attempt in {wait:?} unless one of them changes"
     )]
     Held { revision: String, wait: Duration },
+    #[error("refused: {0}")]
+    Refused(Refused),
 }
 
 // The inner message is part of ours; no `source` chain, so it is not printed twice.
@@ -94,8 +104,20 @@ from_inner!(
     Fetch(GitError),
     Render(RenderError),
     Decrypt(DecryptError),
-    Apply(ApplyError)
+    Apply(ApplyError),
+    Refused(Refused)
 );
+
+impl From<LiveCheckError> for PassError {
+    fn from(e: LiveCheckError) -> Self {
+        match e {
+            LiveCheckError::Refused(r) => PassError::Refused(r),
+            LiveCheckError::Read { object, message } => {
+                PassError::Apply(ApplyError::Read { object, message })
+            }
+        }
+    }
+}
 
 impl PassError {
     /// Fixed label for metrics and the status reason.
@@ -106,6 +128,7 @@ impl PassError {
             PassError::Decrypt(e) => e.kind(),
             PassError::Apply(e) => e.kind(),
             PassError::Held { .. } => "held",
+            PassError::Refused(e) => e.kind(),
         }
     }
     /// Whether the GitSync is stuck until something changes (kstatus `Stalled`): everything
@@ -133,6 +156,7 @@ impl PassError {
             PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
             PassError::Apply(_) => "ApplyFailed",
             PassError::Held { .. } => "BackingOff",
+            PassError::Refused(_) => "TenancyRefused",
         }
     }
 }
@@ -244,6 +268,7 @@ async fn attempt(
         concurrency,
         timeout: spec.timeout,
         owner: (&spec.namespace, &spec.name),
+        list_per_namespace: matches!(spec.tenancy.actor, Actor::ServiceAccount(_)),
     };
     // Same commit, same spec, and every object as it was left: nothing else to do — no
     // render, no decryption, no writes.
@@ -286,6 +311,7 @@ async fn attempt(
             Some(((group, kind), namespaced))
         })
         .collect();
+    let fallback = spec.tenancy.fallback_namespace(&spec.namespace);
     for o in &mut objects {
         let key = (o.group_version().0.to_owned(), o.kind().to_owned());
         // SealedSecrets become Secrets and are never applied as such: no discovery needed.
@@ -294,9 +320,18 @@ async fn attempt(
             Some(n) => *n,
             None => applier.is_namespaced(o).await.map_err(|e| fail(e.into()))?,
         };
-        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref(), fallback);
     }
     let (objects, key_uses) = open_off_runtime(objects, ring, spec.allow_plaintext)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    // Who may write what, on exactly what would be applied, before anything is.
+    let source = (spec.namespace.as_str(), spec.name.as_str());
+    spec.tenancy
+        .check(source, spec.target_namespace.as_deref(), &objects)
+        .map_err(|e| fail(e.into()))?;
+    spec.tenancy
+        .check_live_keys(client, source, &objects)
         .await
         .map_err(|e| fail(e.into()))?;
     if spec.prune {
@@ -308,9 +343,15 @@ async fn attempt(
         .await
         .map_err(|e| fail(e.into()))?;
     if spec.prune {
-        report.pruned = prune(client, applier.owner, &state.inventory, &report.inventory)
-            .await
-            .map_err(|e| fail(e.into()))?;
+        report.pruned = prune(
+            client,
+            applier.owner,
+            &spec.tenancy,
+            &state.inventory,
+            &report.inventory,
+        )
+        .await
+        .map_err(|e| fail(e.into()))?;
     }
     state.inventory = report.inventory.clone();
     state.key_uses = key_uses;
@@ -345,11 +386,17 @@ pub async fn plan(
     cache_dir: &Path,
 ) -> Result<(String, Vec<serde_json::Value>), PassError> {
     let (checkout, mut objects) = fetch_render(spec, cache_dir).await?;
+    let fallback = spec.tenancy.fallback_namespace(&spec.namespace);
     for o in &mut objects {
         let namespaced = !known_cluster_scoped(o.group_version().0, o.kind());
-        settle_namespace(o, namespaced, spec.target_namespace.as_deref());
+        settle_namespace(o, namespaced, spec.target_namespace.as_deref(), fallback);
     }
     let (objects, _) = open_off_runtime(objects, ring, spec.allow_plaintext).await?;
+    spec.tenancy.check(
+        (&spec.namespace, &spec.name),
+        spec.target_namespace.as_deref(),
+        &objects,
+    )?;
     let values = objects.iter().map(redacted).collect();
     Ok((checkout.revision, values))
 }

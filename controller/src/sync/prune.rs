@@ -1,7 +1,10 @@
 //! Pruning: deleting what a source applied before and is gone from git. Every safety rule is
 //! here: only after everything else in the pass succeeded (the pass calls this last); never
 //! everything at once unless `allowEmpty`; only objects still labelled as this source's; never
-//! objects annotated `gitseal.dev/prune: disabled`; workloads before Namespaces and CRDs.
+//! objects annotated `gitseal.dev/prune: disabled`; never what the source's tenancy would not
+//! let it write (another namespace, the agent's namespace, a sealing key Secret: left in place
+//! and logged); workloads before Namespaces and CRDs. The client is the pass's, so a pass
+//! that impersonates a ServiceAccount prunes as that ServiceAccount too.
 
 use std::collections::HashSet;
 
@@ -13,6 +16,7 @@ use kube::discovery::Scope as ApiScope;
 
 use super::apply::ApplyError;
 use super::object::ObjectId;
+use super::tenancy::{Rule, Tenancy, has_sealing_key_label};
 use crate::kube_error::kube_message;
 
 /// Refuses a pass that rendered nothing when pruning would then delete everything applied
@@ -33,6 +37,7 @@ pub fn refuse_empty(
 pub async fn prune(
     client: &kube::Client,
     owner: (&str, &str),
+    tenancy: &Tenancy,
     previous: &[InventoryEntry],
     current: &[InventoryEntry],
 ) -> Result<Vec<ObjectId>, ApplyError> {
@@ -53,6 +58,10 @@ pub async fn prune(
         (stage0, id.kind == "CustomResourceDefinition")
     });
     for (id, version) in gone {
+        if let Err(rule) = tenancy.may_prune(owner.0, &id) {
+            tracing::warn!(gitsync = %format!("{}/{}", owner.0, owner.1), object = %id, rule = rule.id(), "not pruned: the GitSync may not write it");
+            continue;
+        }
         let (g, v) = version.split_once('/').unwrap_or(("", version.as_str()));
         let gvk = GroupVersionKind::gvk(g, v, &id.kind);
         let (ar, caps) = match kube::discovery::pinned_kind(client, &gvk).await {
@@ -74,6 +83,7 @@ pub async fn prune(
                 });
             }
         };
+        let key = has_sealing_key_label(&live.metadata);
         let labels = live.metadata.labels.unwrap_or_default();
         let ours = labels.get(SYNC_NAME_LABEL).map(String::as_str) == Some(owner.1)
             && labels.get(SYNC_NAMESPACE_LABEL).map(String::as_str) == Some(owner.0);
@@ -84,6 +94,10 @@ pub async fn prune(
             .get(PRUNE_ANNOTATION)
             .is_some_and(|v| v == "disabled");
         if !ours || disabled {
+            continue;
+        }
+        if key {
+            tracing::warn!(gitsync = %format!("{}/{}", owner.0, owner.1), object = %id, rule = Rule::SealingKey.id(), "not pruned: a sealing key Secret");
             continue;
         }
         match api.delete(&id.name, &DeleteParams::background()).await {

@@ -57,6 +57,15 @@ pub async fn backup(
     let mut n = 0;
     for mut s in list.items {
         let name = s.metadata.name.clone().unwrap_or_default();
+        if let Some(why) = gitseal_api::keys::untrusted_key_secret(&s.metadata) {
+            if let Some(d) = s.data.as_mut() {
+                d.values_mut().for_each(|v| v.0.zeroize());
+            }
+            eprintln!(
+                "warning: Secret {name} is labelled as a sealing key but the agent does not trust it ({why}); skipped"
+            );
+            continue;
+        }
         let state = s
             .metadata
             .labels

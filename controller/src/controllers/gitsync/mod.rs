@@ -22,9 +22,10 @@ use tokio::sync::Mutex;
 
 use crate::keys::{KeyStore, KeyUsage};
 use crate::kube_error::kube_message;
+use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::serve::events::{event_recorder, publish};
 use crate::serve::metrics::Metrics;
-use crate::sync::pass::{PassError, SyncState, run_pass};
+use crate::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use source::sync_spec;
 
 /// A GitSync's namespace and name.
@@ -43,6 +44,22 @@ pub struct SourcePolicy {
     pub allow_remote_bases: bool,
 }
 
+/// Who GitSyncs act as (see [`crate::sync::tenancy`]): the agent's namespace, and the
+/// ServiceAccount `--default-service-account` names for GitSyncs outside it that name none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenancyPolicy {
+    pub agent_namespace: String,
+    pub default_service_account: Option<String>,
+}
+
+/// What the agent needs to act as a GitSync's ServiceAccount: its own configuration and
+/// request counters, and one client per impersonated ServiceAccount (built once, reused).
+struct Impersonation {
+    config: kube::Config,
+    counters: Arc<ApiCounters>,
+    clients: Mutex<HashMap<String, kube::Client>>,
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: kube::Client,
@@ -53,6 +70,9 @@ pub struct Context {
     pub concurrency: usize,
     /// What the agent's admin allows every GitSync (`run`'s flags).
     pub policy: SourcePolicy,
+    /// Who GitSyncs act as.
+    pub tenancy: TenancyPolicy,
+    impersonation: Option<Impersonation>,
     pub recorder: Recorder,
     /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
     /// pass), and where to record which key each SealedSecret needs.
@@ -78,6 +98,11 @@ impl Context {
         Context {
             client,
             metrics,
+            tenancy: TenancyPolicy {
+                agent_namespace: namespace.clone(),
+                default_service_account: None,
+            },
+            impersonation: None,
             namespace,
             cache_dir,
             concurrency,
@@ -92,6 +117,48 @@ impl Context {
     pub fn with_policy(mut self, policy: SourcePolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Lets passes run as a GitSync's ServiceAccount (impersonating it with `config`, the
+    /// agent's own credentials, counting requests in `counters`), and names the default one
+    /// for GitSyncs outside the agent's namespace that name none.
+    pub fn with_impersonation(
+        mut self,
+        config: kube::Config,
+        counters: Arc<ApiCounters>,
+        default_service_account: Option<String>,
+    ) -> Self {
+        self.tenancy.default_service_account = default_service_account;
+        self.impersonation = Some(Impersonation {
+            config,
+            counters,
+            clients: Mutex::new(HashMap::new()),
+        });
+        self
+    }
+
+    /// The client a pass of `spec` sends its requests with: the agent's own, or one
+    /// impersonating the GitSync's ServiceAccount (the API server adds its groups).
+    async fn pass_client(&self, spec: &SyncSpec) -> Result<kube::Client, String> {
+        let Some(user) = spec.tenancy.impersonate(&spec.namespace) else {
+            return Ok(self.client.clone());
+        };
+        let Some(imp) = &self.impersonation else {
+            return Err(format!(
+                "cannot act as {user}: this agent was started without impersonation"
+            ));
+        };
+        let mut clients = imp.clients.lock().await;
+        if let Some(c) = clients.get(&user) {
+            return Ok(c.clone());
+        }
+        let mut config = imp.config.clone();
+        config.auth_info.impersonate = Some(user.clone());
+        config.auth_info.impersonate_groups = None;
+        let client = counting_client(config, imp.counters.clone())
+            .map_err(|e| format!("a client acting as {user}: {}", kube_message(&e)))?;
+        clients.insert(user, client.clone());
+        Ok(client)
     }
 
     /// Uses `keys` for every pass instead of listing the key Secrets each time, and records
@@ -165,7 +232,11 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         write_status(&ctx, &gs, status).await?;
         return Ok(Action::await_change());
     }
-    let (spec, interval) = match sync_spec(&ctx.client, &gs, &ctx.policy).await {
+    let prepared = match sync_spec(&ctx.client, &gs, &ctx.policy, &ctx.tenancy).await {
+        Ok((spec, interval)) => ctx.pass_client(&spec).await.map(|c| (spec, interval, c)),
+        Err(msg) => Err(msg),
+    };
+    let (spec, interval, pass_client) = match prepared {
         Ok(s) => s,
         Err(msg) => {
             let mut status = old.clone();
@@ -205,7 +276,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     ctx.metrics.sealing_keys.set(ring.len() as i64);
     let timer = std::time::Instant::now();
     let result = run_pass(
-        &ctx.client,
+        &pass_client,
         &spec,
         &mut state,
         &ring,

@@ -18,7 +18,8 @@ use crate::sync::git::{GitAuth, GitRef, GitSource, host_and_port, split_host_por
 use crate::sync::pass::SyncSpec;
 use crate::sync::render::RemoteBases;
 
-use super::SourcePolicy;
+use super::{SourcePolicy, TenancyPolicy};
+use crate::sync::tenancy::{Actor, Tenancy};
 
 fn duration(s: Option<&str>, default: Duration, field: &str) -> Result<Duration, String> {
     match s {
@@ -140,13 +141,43 @@ fn git_ref(gs: &GitSync) -> Result<GitRef, String> {
     }
 }
 
+/// Who the passes of `gs` (in namespace `ns`) act as: the ServiceAccount it names, else the
+/// agent's default one (outside the agent's namespace), else the agent confined to `ns`
+/// (outside the agent's namespace) or the agent itself (inside it).
+fn tenancy(gs: &GitSync, ns: &str, policy: &TenancyPolicy) -> Result<Tenancy, String> {
+    let named = gs
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    if let Some(sa) = named {
+        gitseal::scope::validate_name(sa).map_err(|e| format!("spec.serviceAccountName: {e}"))?;
+    }
+    let outside = ns != policy.agent_namespace;
+    let sa = named.or(policy
+        .default_service_account
+        .as_deref()
+        .filter(|_| outside));
+    let actor = match sa {
+        Some(sa) => Actor::ServiceAccount(sa.to_owned()),
+        None if outside => Actor::OwnNamespace,
+        None => Actor::Agent,
+    };
+    Ok(Tenancy {
+        agent_namespace: policy.agent_namespace.clone(),
+        actor,
+    })
+}
+
 /// The pass settings of `gs` and its interval; an error is the message for its status.
 pub async fn sync_spec(
     client: &kube::Client,
     gs: &GitSync,
     policy: &SourcePolicy,
+    tenancy_policy: &TenancyPolicy,
 ) -> Result<(SyncSpec, Duration), String> {
     let ns = gs.namespace().unwrap_or_default();
+    let tenancy = tenancy(gs, &ns, tenancy_policy)?;
     let interval = duration(
         gs.spec.interval.as_deref(),
         Duration::from_secs(60),
@@ -180,6 +211,7 @@ pub async fn sync_spec(
                 gitsync: Some(gs.spec.allow_remote_bases),
             },
             limits: policy.limits,
+            tenancy,
         },
         interval,
     ))

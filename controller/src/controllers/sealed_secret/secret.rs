@@ -10,7 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use gitseal::manifest::Document;
 use gitseal::{Keyring, OpenError};
 use gitseal_api::SealedSecret;
-use gitseal_api::names::{AGENT_FIELD_MANAGER, MANAGED_ANNOTATION, SEALED_SECRET_LABEL};
+use gitseal_api::names::{
+    AGENT_FIELD_MANAGER, MANAGED_ANNOTATION, SEALED_SECRET_LABEL, SEALING_KEY_LABEL,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Resource, ResourceExt};
@@ -19,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::kube_error::kube_message;
 use crate::sync::object::zeroize_json;
+use crate::sync::tenancy::has_sealing_key_label;
 
 /// Why a SealedSecret could not be turned into its Secret: a condition reason and a message
 /// that never holds secret bytes.
@@ -129,8 +132,19 @@ pub(super) fn to_core(ss: &SealedSecret) -> Result<gitseal::SealedSecret, Failur
     })
 }
 
-/// Refuses a template that sets what only the agent may set on the Secret it produces.
+/// Refuses a template that sets what only the agent may set on the Secret it produces: the
+/// takeover annotation, and the sealing-key label (a Secret carrying it in the agent's
+/// namespace would be taken for one of its keys; none carries it anywhere else either).
 pub(super) fn check_template(core: &gitseal::SealedSecret) -> Result<(), Failure> {
+    if core.template.labels.contains_key(SEALING_KEY_LABEL) {
+        return Err(Failure::new(
+            "InvalidSpec",
+            format!(
+                "spec.template.metadata.labels: {SEALING_KEY_LABEL} marks the agent's sealing keys; no SealedSecret may produce a Secret carrying it (rule sealing-key)"
+            ),
+        )
+        .stalled());
+    }
     if core.template.annotations.contains_key(MANAGED_ANNOTATION) {
         return Err(Failure::new(
             "InvalidSpec",
@@ -344,6 +358,15 @@ pub(super) async fn decide_and_write(
     let mut change = Change::Created;
     let mut precondition = None;
     if let Some(live) = live {
+        if has_sealing_key_label(&live.metadata) {
+            return Err(Failure::new(
+                "SecretExists",
+                format!(
+                    "Secret {name} is a sealing key Secret (labelled {SEALING_KEY_LABEL}); no SealedSecret may write it (rule sealing-key)"
+                ),
+            )
+            .stalled());
+        }
         let owned = live
             .metadata
             .owner_references
