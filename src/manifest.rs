@@ -16,6 +16,9 @@ use crate::scope::{Scope, printable, validate_key, validate_name, validate_names
 
 pub mod hostile;
 mod limits;
+// The one place with `unsafe` in the project: reading libyaml's events (see its docs).
+#[allow(unsafe_code)]
+mod yaml_events;
 pub use limits::{
     MAX_DEPTH, MAX_FILE_BYTES, MAX_FILE_DOCUMENTS, MAX_FILE_NODES, MAX_PASS_BYTES,
     MAX_PASS_DOCUMENTS, MAX_PASS_NODES, ManifestLimits, PassBudget, ScanSummary, scan,

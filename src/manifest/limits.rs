@@ -7,8 +7,8 @@
 //! counts documents, nesting and nodes, charging every alias the size of the subtree it stands
 //! for. It stops at the first limit crossed, so its own cost is bounded by the limits too.
 //!
-//! The events come from `libyaml-safer`, a line-by-line safe port of the libyaml that
-//! serde_yaml runs on, so the scan sees exactly the documents and nodes serde_yaml will. (The
+//! The events come from the libyaml that serde_yaml runs on ([`super::yaml_events`]), so the
+//! scan sees exactly the documents and nodes serde_yaml will. (The
 //! YAML 1.2 parsers `saphyr-parser` and `yaml-rust2` were tried first: inside flow collections
 //! they never give up on a possible implicit key, so they buffer a whole `[...]` or JSON
 //! document as tokens before the first event — 1.4 GB for an 8 MB flat list.)
@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use libyaml_safer::{EventData, Mark, Parser};
+use super::yaml_events::{Event, Events, Mark, SyntaxError};
 
 use super::{Document, ManifestError, parse_checked};
 
@@ -319,7 +319,7 @@ fn too_many_documents(source: &str, document: usize, cap: Cap, objects: bool) ->
 
 /// Per open collection: where its nodes started, its anchor, and the height below it.
 struct Frame {
-    anchor: Option<String>,
+    anchor: Option<Vec<u8>>,
     start: usize,
     height: usize,
 }
@@ -333,7 +333,7 @@ struct Scanner<'a> {
     aliased: bool,
     stack: Vec<Frame>,
     /// Per anchor of the current document: (nodes, height) of the anchored subtree.
-    anchors: HashMap<String, (usize, usize)>,
+    anchors: HashMap<Vec<u8>, (usize, usize)>,
 }
 
 fn scan_caps(source: &str, text: &str, caps: &Caps) -> Result<ScanSummary, ManifestError> {
@@ -347,12 +347,10 @@ fn scan_caps(source: &str, text: &str, caps: &Caps) -> Result<ScanSummary, Manif
         stack: Vec::new(),
         anchors: HashMap::new(),
     };
-    let mut input = text.as_bytes();
-    let mut parser = Parser::new();
-    parser.set_input_string(&mut input);
-    for event in parser {
+    let mut events = Events::new(text.as_bytes());
+    while let Some(event) = events.next_event() {
         match event {
-            Ok(event) => s.event(event.data, event.start_mark)?,
+            Ok((event, at)) => s.event(event, at)?,
             Err(e) => return Err(s.syntax_error(&e)),
         }
     }
@@ -363,9 +361,9 @@ fn scan_caps(source: &str, text: &str, caps: &Caps) -> Result<ScanSummary, Manif
 }
 
 impl Scanner<'_> {
-    fn event(&mut self, event: EventData, at: Mark) -> Result<(), ManifestError> {
+    fn event(&mut self, event: Event, at: Mark) -> Result<(), ManifestError> {
         match event {
-            EventData::DocumentStart { .. } => {
+            Event::DocumentStart => {
                 self.documents += 1;
                 if self.documents > self.caps.documents.max {
                     return Err(too_many_documents(
@@ -379,14 +377,14 @@ impl Scanner<'_> {
                 self.anchors.clear();
                 self.stack.clear();
             }
-            EventData::Scalar { anchor, .. } => self.node(1, 0, anchor, at)?,
-            EventData::Alias { anchor } => {
+            Event::Scalar { anchor } => self.node(1, 0, anchor, at)?,
+            Event::Alias { anchor } => {
                 // serde_yaml refuses an unknown anchor itself.
                 let (nodes, height) = self.anchors.get(&anchor).copied().unwrap_or((1, 0));
                 self.aliased = true;
                 self.node(nodes, height, None, at)?;
             }
-            EventData::SequenceStart { anchor, .. } | EventData::MappingStart { anchor, .. } => {
+            Event::SequenceStart { anchor } | Event::MappingStart { anchor } => {
                 if self.stack.len() >= self.caps.depth {
                     return Err(self.error(
                         at,
@@ -403,7 +401,7 @@ impl Scanner<'_> {
                     height: 0,
                 });
             }
-            EventData::SequenceEnd | EventData::MappingEnd => {
+            Event::CollectionEnd => {
                 if let Some(frame) = self.stack.pop() {
                     let height = frame.height + 1;
                     if let Some(anchor) = frame.anchor {
@@ -413,9 +411,7 @@ impl Scanner<'_> {
                     self.raise_parent(height);
                 }
             }
-            EventData::StreamStart { .. }
-            | EventData::StreamEnd
-            | EventData::DocumentEnd { .. } => {}
+            Event::Other => {}
         }
         Ok(())
     }
@@ -426,7 +422,7 @@ impl Scanner<'_> {
         &mut self,
         nodes: usize,
         height: usize,
-        anchor: Option<String>,
+        anchor: Option<Vec<u8>>,
         at: Mark,
     ) -> Result<(), ManifestError> {
         if self.stack.len() + height > self.caps.depth {
@@ -490,15 +486,11 @@ impl Scanner<'_> {
     }
 
     /// A syntax error: libyaml's fixed description and where, never input text.
-    fn syntax_error(&self, e: &libyaml_safer::Error) -> ManifestError {
-        let at = e
-            .problem_mark()
-            .map(|m| format!(" at {m}"))
-            .unwrap_or_default();
+    fn syntax_error(&self, e: &SyntaxError) -> ManifestError {
         limit_error(
             self.source,
             self.documents.max(1),
-            format!("not valid YAML or JSON: {}{at}", e.problem()),
+            format!("not valid YAML or JSON: {} at {}", e.problem, e.mark),
         )
     }
 }
