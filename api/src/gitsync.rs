@@ -34,7 +34,8 @@ pub struct GitSyncSpec {
     /// Time between passes, e.g. `1m`, `30s`, `1h` (default `1m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
-    /// Limit for the fetch and for each apply stage (default `2m`).
+    /// Limit for each stage of a pass (fetch, render, each apply stage, prune) and for every
+    /// API request in it (default `2m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Delete objects that were applied before and are gone from git.
@@ -109,21 +110,35 @@ pub struct GitSyncStatus {
     /// Revision of the last pass, successful or not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempted_revision: Option<String>,
-    /// Objects applied by the last successful pass.
+    /// The objects this GitSync may have applied: how many, and a digest of their ids. The
+    /// list itself is in the `GitSyncInventory` objects of this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<Inventory>,
+    pub inventory: Option<InventorySummary>,
+    /// The `reconcile.gitseal.dev/requestedAt` value the last pass answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// Why the last pass failed (never holds secret values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
 
-/// The objects a pass applied, as `namespace_name_group_kind` ids with their version.
+/// What status says of the inventory.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct Inventory {
-    pub entries: Vec<InventoryEntry>,
+#[serde(rename_all = "camelCase")]
+pub struct InventorySummary {
+    /// Objects recorded (applied by the last pass, plus any a failed or interrupted pass may
+    /// have applied and not yet pruned).
+    pub objects: usize,
+    /// `GitSyncInventory` shards holding them.
+    pub shards: usize,
+    /// `sha256:` of the sorted object ids, one per line: equal digests, equal inventories.
+    pub digest: String,
 }
 
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+/// One object in an inventory.
+#[derive(
+    Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub struct InventoryEntry {
     /// `<namespace>_<name>_<group>_<kind>` (empty namespace for cluster objects, empty
     /// group for the core group), as Flux writes it.

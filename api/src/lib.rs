@@ -5,6 +5,7 @@
 
 pub mod conditions;
 pub mod gitsync;
+pub mod inventory;
 pub mod keys;
 pub mod names;
 pub mod receiver;
@@ -12,9 +13,10 @@ pub mod reseal_request;
 pub mod sealed_secret;
 
 pub use gitsync::{
-    GitRefSpec, GitSync, GitSyncSpec, GitSyncStatus, Inventory, InventoryEntry,
+    GitRefSpec, GitSync, GitSyncSpec, GitSyncStatus, InventoryEntry, InventorySummary,
     LocalObjectReference,
 };
+pub use inventory::{GitSyncInventory, GitSyncInventorySpec, InventoryGroup};
 pub use keys::{ObjectRef, PublicKeyInfo, UsageEntry};
 pub use receiver::{Receiver, ReceiverSpec, ReceiverStatus, ReceiverType};
 pub use reseal_request::{ResealItem, ResealRequest, ResealRequestSpec, ResealRequestStatus};
@@ -28,6 +30,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     for crd in [
         GitSync::crd(),
+        GitSyncInventory::crd(),
         SealedSecret::crd(),
         ResealRequest::crd(),
         Receiver::crd(),
@@ -49,6 +52,7 @@ mod tests {
         assert!(y.contains("name: gitsyncs.gitseal.dev"));
         assert!(y.contains("name: sealedsecrets.gitseal.dev"));
         assert!(y.contains("name: receivers.gitseal.dev"));
+        assert!(y.contains("name: gitsyncinventories.gitseal.dev"));
         assert!(y.contains("x-kubernetes-list-map-keys"));
     }
 

@@ -34,6 +34,10 @@ pub const GIT_CREDENTIALS_LABEL: &str = "gitseal.dev/git-credentials";
 pub const GIT_CREDENTIALS_HOSTS_ANNOTATION: &str = "gitseal.dev/git-credentials-hosts";
 /// `disabled` on an object (or its SealedSecret) keeps it from ever being pruned.
 pub const PRUNE_ANNOTATION: &str = "gitseal.dev/prune";
+/// Label on each `GitSyncInventory` shard: the name of its GitSync.
+pub const INVENTORY_OF_LABEL: &str = "gitseal.dev/inventory-of";
+/// Finalizer on every GitSync: the agent prunes or orphans its objects before it goes.
+pub const GITSYNC_FINALIZER: &str = "gitseal.dev/gitsync";
 /// Annotation on a GitSync: a new value asks for a pass now (as Flux's
 /// `reconcile.fluxcd.io/requestedAt`). Status writes never start a pass; this does.
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "reconcile.gitseal.dev/requestedAt";

@@ -89,6 +89,17 @@ pub struct RunArgs {
     /// may change. Without it they may write only namespaced objects of their own namespace.
     #[arg(long, value_name = "NAME")]
     pub default_service_account: Option<String>,
+    /// Leader election: how long the Lease stays valid after its last renewal (a standby takes
+    /// over at most about this long plus 2 s after the leader died).
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// Leader election: the leader stops leading when it could not renew for this long
+    /// (shorter than --lease-duration).
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    pub lease_renew_deadline: Duration,
+    /// This replica's name in the Lease (default: $POD_NAME, else host name and process id).
+    #[arg(long)]
+    pub leader_identity: Option<String>,
 }
 
 #[derive(Debug, Args)]

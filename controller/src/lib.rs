@@ -4,7 +4,8 @@
 //! - [`controllers`]: one per kind of object the agent answers;
 //! - [`sync`]: one GitSync pass (fetch, render, open, apply, prune);
 //! - [`keys`]: the sealing keys as the controllers see them, and their usage;
-//! - [`serve`]: HTTP endpoints, metrics, API request counters, Events.
+//! - [`serve`]: HTTP endpoints, metrics, API request counters, Events;
+//! - [`leader`]: leader election on a Lease (only the leader runs the controllers).
 //!
 //! The custom resources and well-known names are in the `gitseal-api` crate, shared with the
 //! CLI. See docs/ARCHITECTURE.md.
@@ -14,5 +15,6 @@ pub mod commands;
 pub mod controllers;
 pub mod keys;
 pub mod kube_error;
+pub mod leader;
 pub mod serve;
 pub mod sync;

@@ -117,3 +117,33 @@ fn bad_default_service_account_is_refused() {
         assert!(!err.contains("no cluster configuration"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn unsafe_leader_election_timings_are_refused_naming_the_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, args) in [
+        (
+            "a renew deadline as long as the lease",
+            &["--lease-duration", "8s", "--lease-renew-deadline", "8s"][..],
+        ),
+        (
+            "a lease shorter than a second",
+            &[
+                "--lease-duration",
+                "500ms",
+                "--lease-renew-deadline",
+                "100ms",
+            ][..],
+        ),
+        ("an empty identity", &["--leader-identity", ""][..]),
+    ] {
+        let out = run(args, dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("--lease-duration"), "{what}: {err}");
+        assert!(
+            !err.contains("no cluster configuration"),
+            "{what}: looked for a cluster first: {err}"
+        );
+    }
+}

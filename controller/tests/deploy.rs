@@ -48,6 +48,7 @@ async fn deploy_applies_with_server_side_dry_run() {
         "Role",
         "Deployment",
         "Service",
+        "PodDisruptionBudget",
     ] {
         assert!(kinds.contains(&k), "deploy/ lacks a {k}");
     }

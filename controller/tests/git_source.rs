@@ -100,13 +100,14 @@ async fn branch_then_update(repo: &TestRepo, src: &GitSource) {
     let second_sha = repo.commit("second");
     let second = fetch_ok(src, cache.path()).await;
     assert_eq!(second.commit, second_sha);
-    assert_eq!(second.dir, first.dir);
+    // Each commit has its own snapshot (see `each_checkout_is_an_immutable_snapshot…`).
+    assert_ne!(second.dir, first.dir);
     assert_eq!(read(&second, "app/config.yaml"), "v: 2\n");
     assert_eq!(read(&second, "new.yaml"), "n: 1\n");
     assert!(!second.dir.join("old.yaml").exists());
     assert!(
         !second.dir.join("stray.txt").exists(),
-        "untracked files are cleaned"
+        "untracked files of another checkout are not carried over"
     );
     assert!(
         git_dir.join("gitseal-test-marker").exists(),
@@ -118,8 +119,10 @@ async fn branch_then_update(repo: &TestRepo, src: &GitSource) {
         "cached clone reused"
     );
 
-    // Unchanged: same commit again.
-    assert_eq!(fetch_ok(src, cache.path()).await.commit, second_sha);
+    // Unchanged: same commit again, same snapshot.
+    let again = fetch_ok(src, cache.path()).await;
+    assert_eq!(again.commit, second_sha);
+    assert_eq!(again.dir, second.dir);
 }
 
 fn sample_repo() -> TestRepo {
@@ -580,4 +583,42 @@ async fn commit_refused_by_a_v0_server_falls_back_to_a_full_fetch() {
     // A fetch by ref still works on the clone afterwards.
     let b = fetch_ok(&source(&url, main_branch(), GitAuth::None), cache.path()).await;
     assert_eq!(b.commit, repo.head());
+}
+
+/// Each pass reads its own snapshot of its commit: a later fetch of the same URL and ref (a
+/// second GitSync, or the next pass) never changes a snapshot someone still holds, and
+/// removes the snapshots no one holds.
+#[tokio::test]
+async fn each_checkout_is_an_immutable_snapshot_until_released() {
+    let (repo, first) = TestRepo::with_files(&[("apps/a.yaml", "one\n"), ("apps/b.yaml", "b\n")]);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let src = source(&repo.file_url(), main_branch(), GitAuth::None);
+    let held = fetch_ok(&src, cache.path()).await;
+    assert_eq!(held.commit, first);
+
+    repo.write("apps/a.yaml", "two\n");
+    repo.remove("apps/b.yaml");
+    let second = repo.commit("second");
+    let newer = fetch_ok(&src, cache.path()).await;
+    assert_eq!(newer.commit, second);
+    assert_ne!(held.dir, newer.dir);
+    assert_eq!(
+        read(&held, "apps/a.yaml"),
+        "one\n",
+        "a held snapshot changed"
+    );
+    assert_eq!(read(&held, "apps/b.yaml"), "b\n");
+    assert_eq!(read(&newer, "apps/a.yaml"), "two\n");
+    assert!(!newer.dir.join("apps/b.yaml").exists());
+
+    // The same commit again: the same snapshot, no new checkout.
+    let again = fetch_ok(&src, cache.path()).await;
+    assert_eq!(again.dir, newer.dir);
+
+    // Released, the old snapshot goes at the next fetch; the held one stays.
+    let old_dir = held.dir.clone();
+    drop(held);
+    let _ = fetch_ok(&src, cache.path()).await;
+    assert!(!old_dir.exists(), "an unused snapshot was kept");
+    assert_eq!(read(&newer, "apps/a.yaml"), "two\n");
 }

@@ -382,11 +382,16 @@ async fn wait_failed(syncs: &Api<GitSync>, name: &str, sha: &str) -> String {
 
 /// Lines of the agent's log with `message` about the object `field=ns/name`: its attempts.
 fn logged(agent: &AgentProcess, message: &str, field: &str, ns: &str, name: &str) -> usize {
-    let field = format!("{field}={ns}/{name} ");
     strip_ansi(&agent.logs())
         .lines()
-        .filter(|l| l.contains(message) && l.contains(&field))
+        .filter(|l| l.contains(message) && has_field(l, field, ns, name))
         .count()
+}
+
+/// Whether a log line has the field `field=ns/name` (followed by another field or the end).
+fn has_field(line: &str, field: &str, ns: &str, name: &str) -> bool {
+    let f = format!("{field}={ns}/{name}");
+    line.contains(&format!("{f} ")) || line.ends_with(&f)
 }
 
 /// Failed passes of the GitSync `ns/name`.
@@ -524,6 +529,50 @@ async fn hostile_repositories_fail_once_cheaply_and_back_off() {
             "{}: fresh was applied",
             shape.name
         );
+        if i == 0 {
+            // Asked for a pass (as a push webhook or `kubectl annotate` does) while the
+            // revision is held back by its failure backoff: the backoff is cleared (logged)
+            // and the very next thing the agent does with this GitSync is an attempt — one
+            // more failure of the same revision, answering the request in status.
+            let requested = "2026-11-27T00:00:00Z";
+            syncs
+                .patch(
+                    "apps",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"annotations": {
+                        gitseal_api::names::RECONCILE_REQUESTED_ANNOTATION: requested
+                    }}})),
+                )
+                .await
+                .expect("annotate");
+            let about = |l: &str| has_field(l, "gitsync", &ns, "apps");
+            let next = wait_for("the requested pass", || async {
+                let logs = strip_ansi(&agent.logs());
+                let mut lines = logs
+                    .lines()
+                    .skip_while(|l| !(l.contains("pass requested") && about(l)));
+                lines.next()?;
+                lines
+                    .find(|l| about(l) && l.contains("pass "))
+                    .map(str::to_owned)
+            })
+            .await;
+            assert!(
+                next.contains("pass failed"),
+                "not an attempt after a request: {next}"
+            );
+            wait_for("the request answered in status", || async {
+                let s = syncs.get("apps").await.ok()?.status?;
+                (s.last_handled_reconcile_at.as_deref() == Some(requested)
+                    && s.last_attempted_revision.as_deref()?.contains(&bad))
+                .then_some(())
+            })
+            .await;
+            assert!(
+                cms.get_opt("fresh").await.expect("get").is_none(),
+                "fresh was applied by the requested pass"
+            );
+        }
 
         // Another source is served meanwhile.
         let marker = format!("steady-{i}");

@@ -12,6 +12,7 @@ use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::serve::api_counters::{ApiCounters, counting_client};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
+use gitseal_agent::sync::inventory::Memory;
 use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use gitseal_agent::sync::render::RemoteBases;
 use gitseal_agent::sync::tenancy::Tenancy;
@@ -130,6 +131,7 @@ impl Harness {
             &self.ring,
             self.cache.path(),
             4,
+            &mut Memory,
         )
         .await
         .map_err(|(_, e)| e)

@@ -113,7 +113,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
             .is_some_and(|r| r.starts_with("main@sha1:"))
     );
     assert_eq!(status.observed_generation, gs.metadata.generation);
-    assert_eq!(status.inventory.as_ref().map(|i| i.entries.len()), Some(2));
+    assert_eq!(status.inventory.as_ref().map(|i| i.objects), Some(2));
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &app_ns);
     let secret = secrets.get("db").await.expect("secret");

@@ -220,12 +220,27 @@ async fn applied_by(t: &AgentTest, name: &str) -> Option<String> {
         .and_then(|l| l.get("gitseal.dev/sync-name").cloned())
 }
 
-fn inventory_ids(gs: &GitSync) -> Vec<String> {
-    gs.status
-        .as_ref()
-        .and_then(|s| s.inventory.as_ref())
-        .map(|i| i.entries.iter().map(|e| e.id.clone()).collect())
-        .unwrap_or_default()
+/// The objects in the GitSync's inventory (its `GitSyncInventory` shards), as `kind ns/name`.
+async fn inventory_ids(t: &AgentTest, gs: &GitSync) -> Vec<String> {
+    use kube::ResourceExt;
+    let shards: Api<gitseal_api::GitSyncInventory> =
+        Api::namespaced(t.client.clone(), &gs.namespace().unwrap_or_default());
+    let list = shards
+        .list(
+            &kube::api::ListParams::default()
+                .labels(&format!("gitseal.dev/inventory-of={}", gs.name_any())),
+        )
+        .await
+        .expect("inventory shards");
+    list.items
+        .iter()
+        .flat_map(|s| s.spec.groups.iter())
+        .flat_map(|g| {
+            g.names
+                .iter()
+                .map(move |n| format!("{} {}/{n}", g.kind, g.namespace))
+        })
+        .collect()
 }
 
 /// Render: another source's cached clone and host files are out of reach of a kustomization
@@ -263,30 +278,44 @@ async fn kustomizations_stay_inside_their_own_checkout() {
     wait_ready(&t, "tenant").await;
     assert!(configmap_exists(&t, "tenant-base").await);
 
-    // Where the victim's clone lives in the agent's cache: <cache>/<key>/tree.
+    // Where the victim's checkout lives in the agent's cache: <cache>/<key>.trees/<commit>.
     let cache = t.work.path().join("cache");
     let key = std::fs::read_dir(&cache)
         .expect("cache folder")
         .flatten()
-        .find(|e| {
-            std::fs::read_to_string(e.path().join("tree/apps/cm.yaml"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".trees"))
+        .flat_map(|trees| {
+            let name = trees.file_name().to_string_lossy().into_owned();
+            std::fs::read_dir(trees.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(move |c| {
+                    (
+                        format!("{name}/{}", c.file_name().to_string_lossy()),
+                        c.path(),
+                    )
+                })
+        })
+        .find(|(_, dir)| {
+            std::fs::read_to_string(dir.join("apps/cm.yaml"))
                 .is_ok_and(|s| s.contains("victim-data"))
         })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .expect("the victim's clone in the cache");
+        .map(|(key, _)| key)
+        .expect("the victim's checkout in the cache");
 
-    // From <cache>/<tenant key>/tree/apps/base, four levels up is the cache folder.
+    // From <cache>/<tenant key>.trees/<commit>/apps/base, four levels up is the cache folder.
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "apps/base/kustomization.yaml",
-            format!("resources: [cm.yaml, ../../../../{key}/tree/apps]\n"),
+            format!("resources: [cm.yaml, ../../../../{key}/apps]\n"),
             "resources[1]",
             "leaves the source's checkout",
         ),
         (
             "apps/base/kustomization.yaml",
             format!(
-                "resources: [cm.yaml]\nconfigMapGenerator:\n- name: stolen\n  files: [token=../../../../{key}/tree/apps/cm.yaml]\n"
+                "resources: [cm.yaml]\nconfigMapGenerator:\n- name: stolen\n  files: [token=../../../../{key}/apps/cm.yaml]\n"
             ),
             "configMapGenerator[0].files[0]",
             "leaves the source's checkout",
@@ -320,7 +349,7 @@ async fn kustomizations_stay_inside_their_own_checkout() {
         assert!(
             !ok,
             "{file} with {field} leading out of the checkout was rendered: {msg}; inventory {:?}",
-            inventory_ids(&gs)
+            inventory_ids(&t, &gs).await
         );
         for needle in [file, field, rule] {
             assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
@@ -328,10 +357,10 @@ async fn kustomizations_stay_inside_their_own_checkout() {
         assert_eq!(reason, "RenderRefused", "{msg}");
         assert!(stalled(&gs), "a refusal needs a change: Stalled");
         wait_warning(&t, "tenant", &[file, field, rule]).await;
+        let inventory = inventory_ids(&t, &gs).await;
         assert!(
-            !inventory_ids(&gs).iter().any(|i| i.contains("victim-data")),
-            "{:?}",
-            inventory_ids(&gs)
+            !inventory.iter().any(|i| i.contains("victim-data")),
+            "{inventory:?}"
         );
     }
     assert_eq!(
@@ -474,7 +503,11 @@ async fn plain_files_never_follow_links_out_of_the_checkout() {
 async fn local_sources_need_the_agent_flag() {
     let t = AgentTest::new("local").await;
     let ns = t.app_ns.clone();
-    let (repo, _) = TestRepo::with_files(&[("apps/cm.yaml", &configmap(&ns, "local-cm", "l"))]);
+    // One object per GitSync: an object two GitSyncs render is applied by one only.
+    let (repo, _) = TestRepo::with_files(&[
+        ("apps/cm.yaml", &configmap(&ns, "local-cm", "l")),
+        ("apps-path/cm.yaml", &configmap(&ns, "local-cm-path", "l")),
+    ]);
     let agent = start_agent(&t, &[]);
     apply_gitsync(
         &t,
@@ -485,7 +518,7 @@ async fn local_sources_need_the_agent_flag() {
     apply_gitsync(
         &t,
         "path",
-        json!({"url": repo.path().display().to_string(), "path": "apps"}),
+        json!({"url": repo.path().display().to_string(), "path": "apps-path"}),
     )
     .await;
     for name in ["fileurl", "path"] {
@@ -493,6 +526,7 @@ async fn local_sources_need_the_agent_flag() {
         let (ok, _, msg) = ready_condition(&gs).expect("ready");
         assert!(!ok, "GitSync {name} with a local source was synced: {msg}");
         assert!(!configmap_exists(&t, "local-cm").await);
+        assert!(!configmap_exists(&t, "local-cm-path").await);
         let msg = wait_refused(&t, name, &["--allow-local-sources"]).await;
         let gs = wait_gitsync(&t, name, "Stalled", stalled).await;
         assert_eq!(
@@ -507,6 +541,7 @@ async fn local_sources_need_the_agent_flag() {
     wait_ready(&t, "fileurl").await;
     wait_ready(&t, "path").await;
     assert!(configmap_exists(&t, "local-cm").await);
+    assert!(configmap_exists(&t, "local-cm-path").await);
 }
 
 /// Credentials go only to the origin (scheme, host, port) the GitSync names: a server that

@@ -9,6 +9,7 @@
 //!   refused before anything is applied, naming the GitSync, the object and the rule;
 //! - a GitSync that names a ServiceAccount is applied, read and pruned as that ServiceAccount:
 //!   exactly what its RBAC allows, the default one of `--default-service-account` likewise;
+//!   its deletion prunes as that ServiceAccount too (and nothing once it is gone);
 //! - the key manager ignores key Secrets planted through the agent (log and metric), and
 //!   neither a GitSync in the agent's namespace nor a SealedSecret can write a key Secret.
 
@@ -20,10 +21,11 @@ use gitseal::SecretKey;
 use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_api::GitSync;
 use gitseal_testenv::rbac::{AgentRbac, RECONCILER_LABEL};
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use secrecy::SecretSlice;
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use support::{AgentTest, GitDaemon, TestRepo, add_sealing_key, agent_binary, http_get, wait_for};
 
 const CANARY: &str = "CANARY-tenancy-51c0";
@@ -490,6 +492,78 @@ async fn passes_act_as_the_gitsyncs_service_account() {
     assert!(!exists::<ConfigMap>(&client, Some(&tenant), "two").await);
     assert!(exists::<ConfigMap>(&client, Some(&tenant), "one").await);
 
+    // Deleting the GitSync prunes as the deployer as well: once it may not delete, nothing
+    // goes and the deletion waits, saying why; allowed again, the deletion completes.
+    admin_apply(&client, role(&tenant, &writer)).await;
+    syncs
+        .delete("apps", &DeleteParams::default())
+        .await
+        .expect("delete apps");
+    wait_event(&client, &tenant, "apps", "PruneFailed", "forbidden").await;
+    assert!(exists::<ConfigMap>(&client, Some(&tenant), "one").await);
+    assert!(
+        exists::<GitSync>(&client, Some(&tenant), "apps").await,
+        "deleted without its prune"
+    );
+    admin_apply(&client, role(&tenant, &deleter)).await;
+    wait_for("GitSync apps gone", || async {
+        (!exists::<GitSync>(&client, Some(&tenant), "apps").await).then_some(())
+    })
+    .await;
+    assert!(!exists::<ConfigMap>(&client, Some(&tenant), "one").await);
+
+    // A ServiceAccount that is gone (as when its namespace is deleted) prunes nothing: its
+    // GitSync's objects stay, and a Warning Event says so.
+    admin_apply(
+        &client,
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "temporary", "namespace": tenant}}),
+    )
+    .await;
+    admin_apply(
+        &client,
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "temporary", "namespace": tenant},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+            "subjects": [{"kind": "ServiceAccount", "name": "temporary", "namespace": tenant}]
+        }),
+    )
+    .await;
+    repo.write("temporary/four.yaml", &configmap(Some(&tenant), "four"));
+    let rev = repo.commit("four");
+    apply_gitsync(
+        &client,
+        &tenant,
+        "temporary",
+        json!({"url": url, "path": "temporary", "interval": "1s", "prune": true,
+               "serviceAccountName": "temporary"}),
+    )
+    .await;
+    wait_ready(&client, &tenant, "temporary", &rev).await;
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &tenant);
+    accounts
+        .delete("temporary", &DeleteParams::default())
+        .await
+        .expect("delete the ServiceAccount");
+    syncs
+        .delete("temporary", &DeleteParams::default())
+        .await
+        .expect("delete temporary");
+    wait_event(
+        &client,
+        &tenant,
+        "temporary",
+        "Orphaned",
+        "no longer exists",
+    )
+    .await;
+    wait_for("GitSync temporary gone", || async {
+        (!exists::<GitSync>(&client, Some(&tenant), "temporary").await).then_some(())
+    })
+    .await;
+    assert!(exists::<ConfigMap>(&client, Some(&tenant), "four").await);
+
     let logs = agent.logs();
     assert_no_leak(&client, &tenant, &logs).await;
 }
@@ -598,6 +672,66 @@ async fn sealing_keys_are_out_of_every_sources_reach() {
     assert!(
         metrics.contains("gitseal_sealing_key_secrets_ignored 2"),
         "{metrics}"
+    );
+
+    // New keys get names derived from why they are made (so two leaders can never make two
+    // keys for one reason); a Secret planted through the agent under the name the next
+    // rotation will use is not taken for that key: the rotation waits, saying why, and
+    // happens once it is gone, with a key of the agent's own.
+    let request = "rotate-after-plant";
+    let digest = sha2::Sha256::digest(request.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let next_name = format!("gitseal-key-rotation-{hex}");
+    let squatter = SecretKey::generate();
+    let mut unlabelled = key_secret(&next_name, &squatter);
+    unlabelled["metadata"]["labels"] = json!({});
+    secrets
+        .patch(
+            &next_name,
+            &PatchParams::apply("gitseal-agent").force(),
+            &Patch::Apply(unlabelled),
+        )
+        .await
+        .expect("squatter");
+    cms.patch(
+        "gitseal-public-keys",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {
+            "gitseal.dev/rotate-requested": request}}})),
+    )
+    .await
+    .expect("request a rotation");
+    wait_for("the squatter refused in the log", || async {
+        let logs = agent.logs();
+        logs.lines()
+            .any(|l| l.contains("holds the name of the key to make") && l.contains(&next_name))
+            .then_some(())
+    })
+    .await;
+    let keys = published().await;
+    assert!(
+        !keys.contains(&squatter.public().to_string()),
+        "the planted key was published: {keys}"
+    );
+    secrets
+        .delete(&next_name, &Default::default())
+        .await
+        .expect("remove the squatter");
+    let done = wait_for("the rotation done", || async {
+        let cm = cms.get("gitseal-public-keys").await.ok()?;
+        let done = cm.metadata.annotations?.get("gitseal.dev/rotate-done")? == request;
+        done.then_some(cm.data?.get("keys.json")?.clone())
+    })
+    .await;
+    assert!(
+        !done.contains(&squatter.public().to_string()),
+        "the planted key was published: {done}"
+    );
+    let made = secrets.get(&next_name).await.expect("the rotated key");
+    assert!(
+        gitseal_api::keys::untrusted_key_secret(&made.metadata).is_none(),
+        "the new key is not the agent's own: {:?}",
+        made.metadata.managed_fields
     );
 
     // The admin's own GitSync may write the agent's namespace, but never a key: neither a

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
+use gitseal_agent::sync::inventory::Memory;
 use gitseal_agent::sync::pass::{SyncSpec, SyncState, run_pass};
 use gitseal_agent::sync::render::RemoteBases;
 use gitseal_agent::sync::tenancy::Tenancy;
@@ -57,20 +58,36 @@ async fn two_passes(ns: &str, repo: &TestRepo, mut spec: SyncSpec) -> (SyncSpec,
     let cache = tempfile::tempdir().expect("tempdir");
     let ring = Keyring::from_iter([SecretKey::generate()]);
     let mut state = SyncState::default();
-    let out = run_pass(&client, &spec, &mut state, &ring, cache.path(), 4)
-        .await
-        .map_err(|(_, e)| e)
-        .expect("first pass");
+    let out = run_pass(
+        &client,
+        &spec,
+        &mut state,
+        &ring,
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .map_err(|(_, e)| e)
+    .expect("first pass");
     assert_eq!(out.report.applied.len(), 1);
     repo.write(
         "apps/cm.yaml",
         &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{v: '2'}}\n"),
     );
     let sha = repo.commit("v2");
-    let out = run_pass(&client, &spec, &mut state, &ring, cache.path(), 4)
-        .await
-        .map_err(|(_, e)| e)
-        .expect("second pass");
+    let out = run_pass(
+        &client,
+        &spec,
+        &mut state,
+        &ring,
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .map_err(|(_, e)| e)
+    .expect("second pass");
     assert_eq!(out.revision, format!("main@sha1:{sha}"));
     let cms: Api<ConfigMap> = Api::namespaced(client, ns);
     let cm = cms.get("settings").await.expect("configmap");
@@ -109,9 +126,17 @@ async fn smart_http_source_with_token() {
     let cache = tempfile::tempdir().expect("tempdir");
     let client = gitseal_testenv::shared().await.client();
     let ring = Keyring::new();
-    let (_, e) = run_pass(&client, &spec, &mut state, &ring, cache.path(), 4)
-        .await
-        .expect_err("wrong token");
+    let (_, e) = run_pass(
+        &client,
+        &spec,
+        &mut state,
+        &ring,
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .expect_err("wrong token");
     assert_eq!(e.kind(), "auth", "{e}");
     assert!(!e.to_string().contains("wrong-token"), "{e}");
     let cms: Api<ConfigMap> = Api::namespaced(client, &ns);
@@ -137,9 +162,17 @@ async fn ssh_source_with_checked_host_key() {
     };
     let cache = tempfile::tempdir().expect("tempdir");
     let client = gitseal_testenv::shared().await.client();
-    let (_, e) = run_pass(&client, &spec, &mut state, &Keyring::new(), cache.path(), 4)
-        .await
-        .expect_err("host key");
+    let (_, e) = run_pass(
+        &client,
+        &spec,
+        &mut state,
+        &Keyring::new(),
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .expect_err("host key");
     assert_eq!(e.kind(), "host_key", "{e}");
 }
 
@@ -153,9 +186,17 @@ async fn unreachable_source_keeps_the_cluster() {
     drop(daemon);
     let cache = tempfile::tempdir().expect("tempdir");
     let client = gitseal_testenv::shared().await.client();
-    let (revision, e) = run_pass(&client, &spec, &mut state, &Keyring::new(), cache.path(), 4)
-        .await
-        .expect_err("server is gone");
+    let (revision, e) = run_pass(
+        &client,
+        &spec,
+        &mut state,
+        &Keyring::new(),
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .expect_err("server is gone");
     assert_eq!(e.kind(), "unreachable", "{e}");
     assert!(revision.is_none());
     assert!(e.to_string().contains("127.0.0.1"), "names the server: {e}");

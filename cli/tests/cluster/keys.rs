@@ -36,10 +36,15 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     })
     .await;
     let key1 = active_ids(&cm)[0].clone();
-    let s1 = key_secrets
-        .get(&format!("gitseal-key-{key1}"))
-        .await
-        .expect("key Secret");
+    // Its Secret is named after why it was made (the first key), and published with it.
+    let secret1 = published(&cm)
+        .iter()
+        .find(|k| k["id"] == key1.as_str())
+        .and_then(|k| k["secret"].as_str())
+        .expect("published secret name")
+        .to_owned();
+    assert_eq!(secret1, "gitseal-key-initial");
+    let s1 = key_secrets.get(&secret1).await.expect("key Secret");
     assert_eq!(
         s1.metadata.labels.as_ref().expect("labels")["gitseal.dev/sealing-key"],
         "active"
@@ -261,10 +266,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     })
     .await;
     ok(&cli.keys("retire", &[&key1]), "keys retire");
-    let s1 = key_secrets
-        .get(&format!("gitseal-key-{key1}"))
-        .await
-        .expect("key 1");
+    let s1 = key_secrets.get(&secret1).await.expect("key 1");
     assert_eq!(
         s1.metadata.labels.as_ref().expect("labels")["gitseal.dev/sealing-key"],
         "retired"

@@ -9,7 +9,6 @@ use anyhow::{Context as _, Result};
 
 use crate::args::SyncArgs;
 use crate::keys::store::load_ring;
-use crate::kube_error::kube_message;
 use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::sync::git::{GitAuth, GitSource, default_cache_dir, private_cache_dir};
 use crate::sync::inventory;
@@ -85,14 +84,18 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
         }
     }
     let mut state = SyncState {
-        inventory: inventory::load(&client, &args.namespace, &args.name)
+        inventory: inventory::configmap::load(&client, &args.namespace, &args.name)
             .await
             .unwrap_or_default(),
         ..Default::default()
     };
+    let mut store = inventory::configmap::ConfigMapStore {
+        client: client.clone(),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+    };
     loop {
         let (r0, w0) = (counters.reads(), counters.writes());
-        let before = state.inventory.clone();
         match run_pass(
             &client,
             &spec,
@@ -100,22 +103,11 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             &ring,
             &cache_dir,
             args.concurrency,
+            &mut store,
         )
         .await
         {
             Ok(outcome) => {
-                if state.inventory != before
-                    && let Err(e) =
-                        inventory::save(&client, &args.namespace, &args.name, &state.inventory)
-                            .await
-                {
-                    // The pass itself succeeded; only pruning in a later run depends on this.
-                    tracing::warn!(
-                        namespace = %args.namespace,
-                        error = %kube_message(&e),
-                        "inventory not saved; a later `sync` cannot prune what this one applied (does the namespace exist?)"
-                    );
-                }
                 tracing::info!(
                     revision = %outcome.revision,
                     applied = outcome.report.applied.len(),

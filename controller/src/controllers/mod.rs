@@ -22,6 +22,8 @@ use kube::runtime::controller::{Action, Controller};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::serve::http::Readiness;
+
 /// `Api` for the objects of one namespace, or of all namespaces.
 pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
@@ -53,27 +55,39 @@ where
     .await
 }
 
-/// Runs a controller until a shutdown signal (SIGTERM, Ctrl-C); reconcile errors are retried
-/// by the error policy and logged at debug level, labelled `controller = name`.
+/// Runs a controller until the future is dropped (the agent stops leading, or shuts down);
+/// reconcile errors are retried by the error policy and logged at debug level, labelled
+/// `controller = name`. `readiness` hears when its cache has synced.
 pub async fn run<K, Ctx, Fut>(
     name: &'static str,
     controller: Controller<K>,
     reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
     error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action,
     ctx: Arc<Ctx>,
+    readiness: &Readiness,
 ) where
     K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Debug + Unpin + Eq + Hash + Clone,
     Fut: TryFuture<Ok = Action> + Send + 'static,
     Fut::Error: std::error::Error + Send + 'static,
 {
-    controller
-        .shutdown_on_signal()
+    let store = controller.store();
+    let synced = async {
+        if store.wait_until_ready().await.is_ok() {
+            tracing::debug!(controller = name, "cache synced");
+            readiness.controller_synced();
+        }
+        std::future::pending::<()>().await
+    };
+    let run = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(controller = name, error = %e, "reconcile error");
             }
-        })
-        .await;
+        });
+    tokio::select! {
+        () = run => {}
+        () = synced => {}
+    }
 }

@@ -29,6 +29,7 @@ use secrecy::SecretSlice;
 use zeroize::Zeroize;
 
 use crate::kube_error::kube_message;
+use crate::serve::http::Readiness;
 use crate::serve::webhook::hooks::{Hook, Hooks};
 
 /// Shortest token accepted: the status shows a hash of it, which must not be guessable.
@@ -259,6 +260,7 @@ pub async fn run(
     controller: Controller<Receiver>,
     ctx: Arc<Context>,
     watch_namespace: Option<&str>,
+    readiness: &Readiness,
 ) {
     // Metadata-only watches (`PartialObjectMeta`): no Secret body is ever cached.
     let secrets: Api<PartialObjectMeta<Secret>> = super::scoped_api(&ctx.client, watch_namespace);
@@ -315,5 +317,13 @@ pub async fn run(
     let controller = controller
         .reconcile_on(secret_changes)
         .reconcile_on(gitsync_changes);
-    super::run("receiver", controller, reconcile, error_policy, ctx).await;
+    super::run(
+        "receiver",
+        controller,
+        reconcile,
+        error_policy,
+        ctx,
+        readiness,
+    )
+    .await;
 }

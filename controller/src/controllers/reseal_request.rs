@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use super::backoff::{Backoff, Retries};
 use crate::keys::KeyStore;
 use crate::kube_error::kube_message;
+use crate::serve::http::Readiness;
 use crate::serve::metrics::Metrics;
 
 pub struct Context {
@@ -350,11 +351,19 @@ fn error_policy(rr: Arc<ResealRequest>, _e: &Error, ctx: Arc<Context>) -> Action
     Action::requeue(ctx.retries.failed(uid, 0))
 }
 
-/// Answers ResealRequests in the agent's namespace until a shutdown signal.
-pub async fn run(ctx: Arc<Context>) {
+/// Answers ResealRequests in the agent's namespace until dropped.
+pub async fn run(ctx: Arc<Context>, readiness: &Readiness) {
     let api: Api<ResealRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let controller = Controller::new(api, watcher::Config::default());
-    super::run("resealrequest", controller, reconcile, error_policy, ctx).await;
+    super::run(
+        "resealrequest",
+        controller,
+        reconcile,
+        error_policy,
+        ctx,
+        readiness,
+    )
+    .await;
 }
 
 /// Requests answered lately (so one is never answered twice, even when a reconcile sees it

@@ -12,6 +12,15 @@
 //! `gitseal.dev/rotate-requested` to a new value (`gitseal keys rotate` does), and the agent
 //! answers with a new active key and `gitseal.dev/rotate-done` set to that value. RBAC on
 //! that one object is the authorisation.
+//!
+//! Every replica of the agent runs the watches and keeps its [`KeyStore`] current (a standby
+//! serves `/v1/keys` too); only the leader ([`crate::leader`]) writes. A new key's Secret has
+//! a name derived from why it is made — `gitseal-key-initial`, `gitseal-key-after-<id of
+//! the key it succeeds>` (also the newest key still published when every key Secret was
+//! lost), `gitseal-key-rotation-<hash of the request>` — and is created
+//! with a plain create: whoever comes second (a new leader repeating the work of one that
+//! died, a stale cache) gets "already exists" and uses that key, so one reason can never
+//! produce two keys.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -37,6 +46,10 @@ use crate::keys::store::{
     KeySecret, KeyStore, Snapshot, read_key_secret, untrusted, zeroize_secret,
 };
 use crate::kube_error::kube_message;
+use crate::serve::http::Readiness;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Owns the sealing keys of one namespace.
 pub struct KeyManager {
@@ -47,6 +60,9 @@ pub struct KeyManager {
     store: KeyStore,
     /// How many labelled key Secrets are ignored as untrusted now (a metric).
     ignored: Gauge,
+    /// `true` while this replica leads: only then does it write.
+    leading: watch::Receiver<bool>,
+    readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for KeyManager {
@@ -70,6 +86,8 @@ impl KeyManager {
         renewal: Option<Duration>,
         store: KeyStore,
         ignored: Gauge,
+        leading: watch::Receiver<bool>,
+        readiness: Arc<Readiness>,
     ) -> Self {
         KeyManager {
             client,
@@ -77,11 +95,13 @@ impl KeyManager {
             renewal,
             store,
             ignored,
+            leading,
+            readiness,
         }
     }
 
     /// Runs until the process ends.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
         let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         let (reader, writer) = reflector::store::<Secret>();
@@ -119,6 +139,7 @@ impl KeyManager {
                     Ok(watcher::Event::Init) => {}
                     Err(e) => tracing::warn!(error = %e, "watching the public keys ConfigMap"),
                 },
+                Ok(()) = self.leading.changed() => {}
                 _ = tick.tick() => {}
             }
             if secrets_synced
@@ -164,6 +185,12 @@ impl KeyManager {
         made.retain(|m| !keys.iter().any(|k| k.name == m.name));
         keys.extend(made.iter().cloned());
         let mut snap = Snapshot::from_secrets(&keys);
+        if !*self.leading.borrow() {
+            // A standby only reads.
+            self.store.set(snap);
+            self.readiness.set_keys_synced();
+            return Ok(());
+        }
         let requested = annotation(live_cm.as_ref(), ROTATE_REQUESTED_ANNOTATION);
         let mut done = annotation(live_cm.as_ref(), ROTATE_DONE_ANNOTATION).map(str::to_owned);
         let rotate = requested.is_some() && requested != done.as_deref();
@@ -173,17 +200,41 @@ impl KeyManager {
             }
             _ => false,
         };
+        let newest = |active_only: bool| {
+            keys.iter()
+                .filter(|k| k.active || !active_only)
+                .max_by_key(|k| (k.created, k.name.clone()))
+                .and_then(|k| k.keys.first())
+                .map(|k| k.id().to_string())
+        };
+        // Each reason names its key Secret (see the module documentation).
+        // After every key Secret was lost, the keys published last still say which key
+        // this one follows (so its name cannot be one a backup holds).
+        let newest_published = || {
+            snap_published(live_cm.as_ref())
+                .into_iter()
+                .max_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)))
+                .map(|k| k.id)
+        };
         let reason = if snap.ring.is_empty() {
-            Some("no active key")
-        } else if rotate {
-            Some("rotation requested")
+            Some((
+                "no active key",
+                match newest(false).or_else(newest_published) {
+                    Some(id) => format!("gitseal-key-after-{id}"),
+                    None => "gitseal-key-initial".to_owned(),
+                },
+            ))
+        } else if let (true, Some(r)) = (rotate, requested) {
+            let h = Sha256::digest(r.as_bytes());
+            let h: String = h.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            Some(("rotation requested", format!("gitseal-key-rotation-{h}")))
         } else if due {
-            Some("renewal period passed")
+            newest(true).map(|id| ("renewal period passed", format!("gitseal-key-after-{id}")))
         } else {
             None
         };
-        if let Some(reason) = reason {
-            let ks = self.generate().await?;
+        if let Some((reason, name)) = reason {
+            let ks = self.generate(name).await?;
             tracing::info!(key_id = %ks.keys.iter().map(|k| k.id().to_string()).collect::<String>(), secret = %ks.name, reason, "new active sealing key");
             if rotate {
                 done = requested.map(str::to_owned);
@@ -193,16 +244,17 @@ impl KeyManager {
             snap = Snapshot::from_secrets(&keys);
         }
         self.store.set(snap.clone());
+        self.readiness.set_keys_synced();
         self.publish(&snap, done, live_cm).await
     }
 
-    /// Creates a new active key Secret.
-    async fn generate(&self) -> Result<KeySecret, kube::Error> {
+    /// Creates the new active key Secret `name`, or reads it when it exists already (made by
+    /// an earlier leader for the same reason).
+    async fn generate(&self, name: String) -> Result<KeySecret, kube::Error> {
         let key = SecretKey::generate();
         let created = Timestamp::from_second(Timestamp::now().as_second())
             .unwrap_or_else(|_| Timestamp::now());
         let created_s = created.to_string();
-        let name = format!("gitseal-key-{}", key.id());
         let mut secret = Secret {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -230,10 +282,40 @@ impl KeyManager {
             use zeroize::Zeroize;
             d.values_mut().for_each(Zeroize::zeroize);
         }
-        if let Ok(mut s) = result {
-            zeroize_secret(&mut s);
-        } else {
-            result?;
+        match result {
+            Ok(mut s) => zeroize_secret(&mut s),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                // Used only if it is a key this agent (or `gitseal keys restore`) wrote: an
+                // active sealing key Secret with no mark of having been planted through the
+                // agent. Anything else of that name is never taken for a key.
+                let mut existing = api.get(&name).await?;
+                let active = existing
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(SEALING_KEY_LABEL))
+                    .is_some_and(|v| v == ACTIVE);
+                let distrust = untrusted(&existing)
+                    .or((!active).then_some("it is not labelled as an active sealing key"));
+                let read = distrust
+                    .is_none()
+                    .then(|| read_key_secret(&existing))
+                    .flatten();
+                zeroize_secret(&mut existing);
+                if let Some(why) = distrust {
+                    tracing::warn!(secret = %name, namespace = %self.namespace, why, "a Secret holds the name of the key to make and is not a key the agent trusts; no key is made until it is removed");
+                    return Err(kube::Error::Service(
+                        format!("Secret {name} in {} holds the name of the sealing key to make, and the agent does not trust it ({why}); delete it", self.namespace).into(),
+                    ));
+                }
+                tracing::info!(secret = %name, "the key Secret for this reason exists already; using it");
+                return read.ok_or_else(|| {
+                    kube::Error::Service(
+                        format!("key Secret {name} exists but holds no readable identity").into(),
+                    )
+                });
+            }
+            Err(e) => return Err(e),
         }
         Ok(KeySecret {
             name,
@@ -277,6 +359,14 @@ impl KeyManager {
         *live_cm = Some(cm);
         Ok(())
     }
+}
+
+/// The keys the public keys ConfigMap lists.
+fn snap_published(cm: Option<&ConfigMap>) -> Vec<gitseal_api::PublicKeyInfo> {
+    cm.and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(PUBLIC_KEYS_JSON))
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default()
 }
 
 fn newest_created(keys: &[KeySecret]) -> Option<Timestamp> {

@@ -1,5 +1,6 @@
 //! Kubernetes Events: one recorder for the agent, one way to publish. Callers publish only
-//! when something changed; a failure to publish is logged, never fatal.
+//! when something changed; a failure to publish is logged, never fatal, and publishing
+//! gives up after 5 s.
 
 use gitseal_api::names::EVENT_REPORTER;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -40,7 +41,15 @@ pub async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, object).await {
-        tracing::warn!(error = %kube_message(&e), "could not publish event");
+    // Bounded: an API server that does not answer must not hold up a pass's report.
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        recorder.publish(&ev, object),
+    )
+    .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %kube_message(&e), "could not publish event"),
+        Err(_) => tracing::warn!("could not publish event: no answer in time"),
     }
 }

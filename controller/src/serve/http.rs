@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,10 +12,77 @@ use axum::routing::get;
 
 use super::metrics::Metrics;
 
+/// What `/readyz` answers from: ready when the API server answered the last leader election
+/// round trip, the sealing keys were read, and — on the leader — every controller has synced
+/// its cache. A standby is ready (it serves `/v1/keys`); nobody is ready while the API
+/// server is unreachable.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    api_reachable: AtomicBool,
+    /// The same, for those who wait for the API server to come back.
+    reachable_tx: tokio::sync::watch::Sender<bool>,
+    keys_synced: AtomicBool,
+    leading: AtomicBool,
+    /// Controllers of the current leadership that have not synced their caches yet.
+    controllers_unsynced: AtomicUsize,
+}
+
+impl Readiness {
+    pub fn set_api_reachable(&self, v: bool) {
+        self.api_reachable.store(v, Ordering::Relaxed);
+        self.reachable_tx.send_if_modified(|old| {
+            let changed = *old != v;
+            *old = v;
+            changed
+        });
+    }
+    /// Changes of "the API server is reachable".
+    pub fn reachable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.reachable_tx.subscribe()
+    }
+    pub fn set_keys_synced(&self) {
+        self.keys_synced.store(true, Ordering::Relaxed);
+    }
+    /// A new leadership starts `controllers` controllers, none synced yet; `0` = not leading.
+    pub fn set_leading(&self, controllers: usize) {
+        self.controllers_unsynced
+            .store(controllers, Ordering::Relaxed);
+        self.leading.store(controllers > 0, Ordering::Relaxed);
+    }
+    /// One controller's cache is synced.
+    pub fn controller_synced(&self) {
+        let _ = self
+            .controllers_unsynced
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+    /// `None` when ready, else why not.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.api_reachable.load(Ordering::Relaxed) {
+            Some("the API server is unreachable")
+        } else if !self.keys_synced.load(Ordering::Relaxed) {
+            Some("the sealing keys are not read yet")
+        } else if self.leading.load(Ordering::Relaxed)
+            && self.controllers_unsynced.load(Ordering::Relaxed) > 0
+        {
+            Some("the controllers have not synced their caches yet")
+        } else {
+            None
+        }
+    }
+    /// Marks everything ready (for agents without leader election, e.g. tests of the
+    /// endpoints).
+    pub fn all_ready() -> Readiness {
+        let r = Readiness::default();
+        r.set_api_reachable(true);
+        r.set_keys_synced();
+        r
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpState {
     pub metrics: Arc<Metrics>,
-    pub ready: Arc<AtomicBool>,
+    pub ready: Arc<Readiness>,
     /// Serves `/v1/keys` when set.
     pub keys: Option<crate::keys::KeyStore>,
 }
@@ -26,10 +93,9 @@ pub fn router(state: HttpState) -> Router {
         .route(
             "/readyz",
             get(|State(s): State<HttpState>| async move {
-                if s.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ok\n")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+                match s.ready.not_ready() {
+                    None => (StatusCode::OK, "ok\n".to_owned()),
+                    Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
                 }
             }),
         )

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub ignored_key_secrets: Gauge,
     api_reads: Counter,
     api_writes: Counter,
+    api_lease: Counter,
+    /// 1 while this replica holds the leader Lease.
+    pub leader: Gauge,
     pub counters: Arc<ApiCounters>,
 }
 
@@ -112,6 +115,18 @@ impl Metrics {
             "Write requests sent to the API server",
             api_writes.clone(),
         );
+        let api_lease = Counter::default();
+        registry.register(
+            "api_lease_requests",
+            "Leader election requests (the Lease) sent to the API server",
+            api_lease.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            leader.clone(),
+        );
         Metrics {
             registry,
             passes,
@@ -126,6 +141,8 @@ impl Metrics {
             ignored_key_secrets,
             api_reads,
             api_writes,
+            api_lease,
+            leader,
             counters,
         }
     }
@@ -164,6 +181,7 @@ impl Metrics {
         };
         sync(&self.api_reads, self.counters.reads());
         sync(&self.api_writes, self.counters.writes());
+        sync(&self.api_lease, self.counters.lease());
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use gitseal_api::InventoryEntry;
 use gitseal_api::names::{AGENT_FIELD_MANAGER, SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -15,7 +15,7 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope as ApiScope};
 
 use super::drift::{Applied, KindKey, fingerprint, hash_of, managed_keys};
 use super::object::{Object, ObjectId};
-use crate::kube_error::kube_message;
+use crate::kube_error::{is_transient, kube_message};
 
 /// Why an apply or prune failed. Messages name objects, never values.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,11 @@ pub enum ApplyError {
         object: String,
         source_file: String,
         message: String,
+        /// The server failed or was not reached: retrying may succeed as is.
+        transient: bool,
     },
+    #[error("{what} did not finish within the timeout ({after:?})")]
+    Timeout { what: String, after: Duration },
     #[error("CustomResourceDefinition {0} did not become Established in time")]
     CrdNotEstablished(String),
     #[error(
@@ -40,11 +44,23 @@ pub enum ApplyError {
     )]
     EmptyRefused(usize),
     #[error("prune of {object} failed: {message}")]
-    Prune { object: String, message: String },
+    Prune {
+        object: String,
+        message: String,
+        transient: bool,
+    },
     #[error("listing {kind} failed: {message}")]
-    List { kind: String, message: String },
+    List {
+        kind: String,
+        message: String,
+        transient: bool,
+    },
     #[error("reading {object} failed: {message}")]
-    Read { object: String, message: String },
+    Read {
+        object: String,
+        message: String,
+        transient: bool,
+    },
 }
 
 impl ApplyError {
@@ -52,11 +68,25 @@ impl ApplyError {
         match self {
             ApplyError::UnknownKind { .. } => "unknown_kind",
             ApplyError::Apply { .. } => "apply",
+            ApplyError::Timeout { .. } => "timeout",
             ApplyError::CrdNotEstablished(_) => "crd_not_established",
             ApplyError::EmptyRefused(_) => "empty_refused",
             ApplyError::Prune { .. } => "prune",
             ApplyError::List { .. } => "list",
             ApplyError::Read { .. } => "read",
+        }
+    }
+
+    /// Whether the same pass may succeed later as is (server errors, timeouts, connection
+    /// failures), as opposed to needing a change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Apply { transient, .. }
+            | ApplyError::Prune { transient, .. }
+            | ApplyError::List { transient, .. }
+            | ApplyError::Read { transient, .. } => *transient,
+            ApplyError::Timeout { .. } | ApplyError::CrdNotEstablished(_) => true,
+            ApplyError::UnknownKind { .. } | ApplyError::EmptyRefused(_) => false,
         }
     }
 }
@@ -83,7 +113,20 @@ pub struct ApplyReport {
     pub applied: Vec<ObjectId>,
     pub unchanged: usize,
     pub pruned: Vec<ObjectId>,
+    /// What this source renders: its inventory. Objects in conflict stay in it (so the
+    /// record does not change pass after pass); pruning never touches them while another
+    /// GitSync's labels are on them.
     pub inventory: Vec<InventoryEntry>,
+    /// Objects not applied because another GitSync manages them.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// An object this source renders that another GitSync manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub object: ObjectId,
+    /// `namespace/name` of the GitSync that manages it.
+    pub owner: String,
 }
 
 pub struct Applier<'a> {
@@ -162,6 +205,7 @@ impl Applier<'_> {
                 .map_err(|e| ApplyError::List {
                     kind: ar.kind.clone(),
                     message: kube_message(&e),
+                    transient: is_transient(&e),
                 })?;
             out.extend(list.items.into_iter().map(|m| {
                 let key = (
@@ -212,7 +256,23 @@ impl Applier<'_> {
         self.memory.applied.len()
     }
 
-    /// Applies every object, stage by stage; the report's inventory lists them all.
+    /// The inventory entries of `objects` (what the pass will apply), sorted.
+    pub fn entries(objects: &[Object]) -> Vec<InventoryEntry> {
+        let mut out: Vec<InventoryEntry> = objects
+            .iter()
+            .map(|o| InventoryEntry {
+                id: o.id().inventory_id(),
+                v: o.api_version().to_owned(),
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Applies every object, stage by stage, each stage under the pass timeout. Objects
+    /// another GitSync manages are left alone and reported. On error, what the stages applied so far stays remembered (the next pass does
+    /// not send it again).
     pub async fn apply_all(&mut self, mut objects: Vec<Object>) -> Result<ApplyReport, ApplyError> {
         let (owner_ns, owner_name) = self.owner;
         for o in &mut objects {
@@ -221,28 +281,117 @@ impl Applier<'_> {
         }
         let mut report = ApplyReport::default();
         let mut stages: BTreeMap<usize, Vec<Object>> = BTreeMap::new();
+        let mut current = HashSet::new();
+        report.inventory = Self::entries(&objects);
         for o in objects {
+            current.insert(o.id());
             stages.entry(o.stage()).or_default().push(o);
         }
-        let mut current = HashSet::new();
         for (stage, objs) in stages {
-            for o in &objs {
-                current.insert(o.id());
-                let (g, v) = o.group_version();
-                report.inventory.push(InventoryEntry {
-                    id: o.id().inventory_id(),
-                    v: if g.is_empty() {
-                        v.to_owned()
-                    } else {
-                        format!("{g}/{v}")
-                    },
-                });
-            }
-            self.apply_stage(objs, &mut report, stage).await?;
+            let timeout = self.timeout;
+            tokio::time::timeout(timeout, self.apply_stage(objs, &mut report, stage))
+                .await
+                .map_err(|_| ApplyError::Timeout {
+                    what: format!("apply stage {stage}"),
+                    after: timeout,
+                })??;
         }
-        report.inventory.sort();
-        self.memory.applied.retain(|id, _| current.contains(id));
+        let conflicted: HashSet<String> = report
+            .conflicts
+            .iter()
+            .map(|c| c.object.inventory_id())
+            .collect();
+        self.memory
+            .applied
+            .retain(|id, _| current.contains(id) && !conflicted.contains(&id.inventory_id()));
         Ok(report)
+    }
+
+    /// Objects of `ar` that carry another GitSync's labels (two LISTs, selected by label on
+    /// the server; two per namespace in `namespaces` when listing per namespace, as the
+    /// pass's ServiceAccount, where a namespace it may not list is skipped): `(namespace,
+    /// name)` → that GitSync's `namespace/name`.
+    async fn foreign(
+        &self,
+        ar: &ApiResource,
+        namespaced: bool,
+        namespaces: &BTreeSet<String>,
+    ) -> Result<HashMap<(Option<String>, String), String>, ApplyError> {
+        let (ns, name) = self.owner;
+        let apis: Vec<Api<DynamicObject>> = if self.list_per_namespace && namespaced {
+            namespaces
+                .iter()
+                .map(|ns| Api::namespaced_with(self.client.clone(), ns, ar))
+                .collect()
+        } else {
+            vec![Api::all_with(self.client.clone(), ar)]
+        };
+        let mut out = HashMap::new();
+        let selectors = [
+            format!("{SYNC_NAMESPACE_LABEL}!={ns},{SYNC_NAME_LABEL}"),
+            format!("{SYNC_NAMESPACE_LABEL}={ns},{SYNC_NAME_LABEL}!={name}"),
+        ];
+        let queries: Vec<(&Api<DynamicObject>, &String)> = apis
+            .iter()
+            .flat_map(|a| selectors.iter().map(move |s| (a, s)))
+            .collect();
+        for (api, selector) in queries {
+            let list = match api
+                .list_metadata(&ListParams::default().labels(selector))
+                .await
+            {
+                Ok(list) => list,
+                // The pass's ServiceAccount may not list this kind here: it cannot see whose
+                // objects these are, and its own RBAC decides the apply that follows.
+                Err(kube::Error::Api(e)) if e.code == 403 && self.list_per_namespace => continue,
+                Err(e) => {
+                    return Err(ApplyError::List {
+                        kind: ar.kind.clone(),
+                        message: kube_message(&e),
+                        transient: is_transient(&e),
+                    });
+                }
+            };
+            for m in list.items {
+                let labels = m.metadata.labels.clone().unwrap_or_default();
+                let owner = format!(
+                    "{}/{}",
+                    labels.get(SYNC_NAMESPACE_LABEL).map_or("", String::as_str),
+                    labels.get(SYNC_NAME_LABEL).map_or("", String::as_str)
+                );
+                out.insert(
+                    (
+                        m.metadata.namespace.clone(),
+                        m.metadata.name.unwrap_or_default(),
+                    ),
+                    owner,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the GitSync `owner` (`namespace/name`) still exists: objects of a deleted
+    /// GitSync (orphaned with `prune: false`) may be taken over. Read as the pass's actor: a
+    /// ServiceAccount that may not read that GitSync does not learn whether it exists, and
+    /// takes nothing over (the object counts as managed).
+    async fn owner_exists(&self, owner: &str) -> Result<bool, ApplyError> {
+        let Some((ns, name)) = owner.split_once('/') else {
+            return Ok(false);
+        };
+        if ns.is_empty() || name.is_empty() {
+            return Ok(false);
+        }
+        let api: Api<gitseal_api::GitSync> = Api::namespaced(self.client.clone(), ns);
+        match api.get_metadata_opt(name).await {
+            Ok(m) => Ok(m.is_some()),
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(true),
+            Err(e) => Err(ApplyError::List {
+                kind: "GitSync".into(),
+                message: kube_message(&e),
+                transient: is_transient(&e),
+            }),
+        }
     }
 
     async fn apply_stage(
@@ -292,8 +441,48 @@ impl Applier<'_> {
                 todo.push((o, r, hash));
             }
         }
+        // Objects about to be written that another GitSync manages are not applied.
+        let mut kinds: HashMap<String, (ApiResource, bool, BTreeSet<String>)> = HashMap::new();
+        for (o, (ar, caps), _) in &todo {
+            let namespaced = matches!(caps.scope, ApiScope::Namespaced);
+            let entry = kinds
+                .entry(ar.kind.clone())
+                .or_insert_with(|| (ar.clone(), namespaced, BTreeSet::new()));
+            entry.2.extend(o.namespace().map(str::to_owned));
+        }
+        let mut foreign: HashMap<String, HashMap<(Option<String>, String), String>> =
+            HashMap::new();
+        for (kind, (ar, namespaced, namespaces)) in kinds {
+            let f = self.foreign(&ar, namespaced, &namespaces).await?;
+            foreign.insert(kind, f);
+        }
+        let mut exists: HashMap<String, bool> = HashMap::new();
+        let mut mine = Vec::with_capacity(todo.len());
+        for (o, r, hash) in todo {
+            let owner = foreign
+                .get(&r.0.kind)
+                .and_then(|f| f.get(&(o.namespace().map(str::to_owned), o.name().to_owned())));
+            if let Some(owner) = owner {
+                let alive = match exists.get(owner) {
+                    Some(a) => *a,
+                    None => {
+                        let a = self.owner_exists(owner).await?;
+                        exists.insert(owner.clone(), a);
+                        a
+                    }
+                };
+                if alive {
+                    report.conflicts.push(Conflict {
+                        object: o.id(),
+                        owner: owner.clone(),
+                    });
+                    continue;
+                }
+            }
+            mine.push((o, r, hash));
+        }
         let client = self.client.clone();
-        let results: Vec<(ObjectId, Applied, Option<String>)> = stream::iter(todo)
+        let mut results = stream::iter(mine)
             .map(|(o, (ar, caps), hash)| {
                 let client = client.clone();
                 async move {
@@ -311,6 +500,7 @@ impl Applier<'_> {
                             object: o.describe(),
                             source_file: o.source.clone(),
                             message: kube_message(&e),
+                            transient: is_transient(&e),
                         })?;
                     let crd = o.is_crd().then(|| o.name().to_owned());
                     let managed = managed_keys(&o);
@@ -327,19 +517,36 @@ impl Applier<'_> {
                     ))
                 }
             })
-            .buffer_unordered(self.concurrency.max(1))
-            .try_collect()
-            .await?;
+            .buffer_unordered(self.concurrency.max(1));
+        // Each success is remembered as it comes, so a stage stopped by an error or its
+        // timeout keeps what it applied.
         let mut crds = Vec::new();
-        for (id, applied, crd) in results {
-            report.applied.push(id.clone());
-            self.memory.applied.insert(id, applied);
-            crds.extend(crd);
+        let mut failed: Option<ApplyError> = None;
+        let mut failures = 0usize;
+        while let Some(r) = results.next().await {
+            match r {
+                Ok((id, applied, crd)) => {
+                    report.applied.push(id.clone());
+                    self.memory.applied.insert(id, applied);
+                    crds.extend(crd);
+                }
+                Err(e) => {
+                    failures += 1;
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            if failures > 1 {
+                tracing::warn!(
+                    failures,
+                    "apply stage {stage}: several objects failed; the first is reported"
+                );
+            }
+            return Err(e);
         }
         if stage == 0 && !crds.is_empty() {
             self.wait_established(&crds).await?;
-            // New kinds may now exist; forget negative lookups (none are cached) and keep
-            // positive ones.
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
-//! One reconciliation pass of one source: fetch, render, decrypt, apply, prune. Each step
-//! completes or the pass stops before anything is deleted.
+//! One reconciliation pass of one source: fetch, render, decrypt, record the inventory,
+//! apply, prune, record the inventory again (see [`super::inventory`] for why that order is
+//! crash-safe). Each step completes or the pass stops before anything is deleted, and every
+//! step that talks to the API server runs under the source's timeout.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use gitseal_api::InventoryEntry;
 
 use super::apply::{Applier, ApplyError, ApplyMemory, ApplyReport};
 use super::git::{Checkout, GitError, GitSource};
+use super::inventory::{InventoryError, InventoryStore, union};
 use super::object::{Object, known_cluster_scoped};
 use super::open::{DecryptError, open_all, redacted, settle_namespace};
 use super::prune::{prune, refuse_empty};
@@ -43,11 +46,18 @@ pub struct SyncSpec {
 #[derive(Debug, Default)]
 pub struct SyncState {
     pub memory: ApplyMemory,
-    /// Inventory of the last successful pass.
+    /// Every object this source may have applied, as recorded in its inventory store:
+    /// what the last successful pass applied, plus what a failed or interrupted pass may
+    /// have applied and no later pass pruned yet.
     pub inventory: Vec<InventoryEntry>,
     pub last_applied_revision: Option<String>,
     /// The pass-shaping parts of the spec the last successful pass ran with.
     pub last_spec: Option<String>,
+    /// The fingerprint (revision, spec, keys) of the pass under way, once known.
+    pub tried: Option<u64>,
+    /// Objects the last pass left to another GitSync: while there are any, every pass renders
+    /// and looks again (the other may have let go).
+    pub conflicts: usize,
     /// The key ids each SealedSecret of the last successful pass needs (from its decrypt
     /// stage; a pass that decrypts nothing keeps them).
     pub key_uses: Vec<Use>,
@@ -88,6 +98,8 @@ pub enum PassError {
     Held { revision: String, wait: Duration },
     #[error("refused: {0}")]
     Refused(Refused),
+    #[error("{0}")]
+    Inventory(InventoryError),
 }
 
 // The inner message is part of ours; no `source` chain, so it is not printed twice.
@@ -105,16 +117,23 @@ from_inner!(
     Render(RenderError),
     Decrypt(DecryptError),
     Apply(ApplyError),
-    Refused(Refused)
+    Refused(Refused),
+    Inventory(InventoryError)
 );
 
 impl From<LiveCheckError> for PassError {
     fn from(e: LiveCheckError) -> Self {
         match e {
             LiveCheckError::Refused(r) => PassError::Refused(r),
-            LiveCheckError::Read { object, message } => {
-                PassError::Apply(ApplyError::Read { object, message })
-            }
+            LiveCheckError::Read {
+                object,
+                message,
+                transient,
+            } => PassError::Apply(ApplyError::Read {
+                object,
+                message,
+                transient,
+            }),
         }
     }
 }
@@ -129,15 +148,27 @@ impl PassError {
             PassError::Apply(e) => e.kind(),
             PassError::Held { .. } => "held",
             PassError::Refused(e) => e.kind(),
+            PassError::Inventory(_) => "inventory",
+        }
+    }
+    /// Whether the same pass may succeed later without any change (the source or the API
+    /// server was unreachable, slow or failing): Ready=False without Stalled, retried with
+    /// backoff.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PassError::Fetch(e) => !e.is_refusal(),
+            PassError::Apply(e) => e.is_transient(),
+            PassError::Inventory(e) => e.is_transient(),
+            PassError::Render(_)
+            | PassError::Decrypt(_)
+            | PassError::Held { .. }
+            | PassError::Refused(_) => false,
         }
     }
     /// Whether the GitSync is stuck until something changes (kstatus `Stalled`): everything
-    /// but a fetch that may work next time.
+    /// that is not transient.
     pub fn stalls(&self) -> bool {
-        match self {
-            PassError::Fetch(e) => e.is_refusal(),
-            _ => true,
-        }
+        !self.is_transient()
     }
     /// Whether only a change (of the revision, the spec or the sealing keys) can fix it: the
     /// same revision is then tried again only after a backoff.
@@ -154,9 +185,11 @@ impl PassError {
             PassError::Decrypt(_) => "DecryptFailed",
             PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
             PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
+            PassError::Apply(ApplyError::Timeout { .. }) => "Timeout",
             PassError::Apply(_) => "ApplyFailed",
             PassError::Held { .. } => "BackingOff",
             PassError::Refused(_) => "TenancyRefused",
+            PassError::Inventory(_) => "InventoryFailed",
         }
     }
 }
@@ -194,10 +227,26 @@ async fn fetch_render(
     Ok((checkout, objects))
 }
 
-/// Runs one pass against the cluster. On error the state keeps the last good inventory,
-/// so nothing is pruned by a failed pass. A failure only a change can fix holds back later
-/// passes of the same revision, spec and keys ([`PassError::Held`]) for a backoff that
-/// doubles with each such failure ([`Backoff::PERMANENT`]).
+/// Runs `f` under the pass timeout; a timeout is an error naming `what`.
+async fn within<T, E: Into<PassError>>(
+    after: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, PassError> {
+    match tokio::time::timeout(after, f).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(PassError::Apply(ApplyError::Timeout {
+            what: what.to_owned(),
+            after,
+        })),
+    }
+}
+
+/// Runs one pass against the cluster, recording the inventory in `store`. On error the
+/// state keeps what may have been applied, so nothing is pruned by a failed pass and a later
+/// pass prunes what it left. A failure only a change can fix holds back later passes of the
+/// same revision, spec and keys ([`PassError::Held`]) for a backoff that doubles with each
+/// such failure ([`Backoff::PERMANENT`]).
 pub async fn run_pass(
     client: &kube::Client,
     spec: &SyncSpec,
@@ -205,19 +254,11 @@ pub async fn run_pass(
     ring: &Keyring,
     cache_dir: &Path,
     concurrency: usize,
+    store: &mut impl InventoryStore,
 ) -> Result<PassOutcome, (Option<String>, PassError)> {
-    let mut tried = None;
-    let result = attempt(
-        client,
-        spec,
-        state,
-        ring,
-        cache_dir,
-        concurrency,
-        &mut tried,
-    )
-    .await;
-    match (&result, tried) {
+    state.tried = None;
+    let result = attempt(client, spec, state, ring, cache_dir, concurrency, store).await;
+    match (&result, state.tried.take()) {
         (Ok(_), _) => state.retry.succeeded(),
         (Err((_, e)), Some(fp)) if e.backs_off() => {
             state.retry.failed(fp, Backoff::PERMANENT);
@@ -227,7 +268,8 @@ pub async fn run_pass(
     result
 }
 
-/// One pass; `tried` gets the fingerprint of what it depends on once the revision is known.
+/// One pass; `state.tried` gets the fingerprint of what it depends on once the revision is
+/// known.
 async fn attempt(
     client: &kube::Client,
     spec: &SyncSpec,
@@ -235,9 +277,10 @@ async fn attempt(
     ring: &Keyring,
     cache_dir: &Path,
     concurrency: usize,
-    tried: &mut Option<u64>,
+    store: &mut impl InventoryStore,
 ) -> Result<PassOutcome, (Option<String>, PassError)> {
     let start = Instant::now();
+    let timeout = spec.timeout;
     let checkout = spec
         .source
         .fetch(cache_dir)
@@ -261,12 +304,12 @@ async fn attempt(
             wait,
         }));
     }
-    *tried = Some(fp);
+    state.tried = Some(fp);
     let mut applier = Applier {
         client,
         memory: &mut state.memory,
         concurrency,
-        timeout: spec.timeout,
+        timeout,
         owner: (&spec.namespace, &spec.name),
         list_per_namespace: matches!(spec.tenancy.actor, Actor::ServiceAccount(_)),
     };
@@ -274,10 +317,10 @@ async fn attempt(
     // render, no decryption, no writes.
     if state.last_applied_revision.as_deref() == Some(revision.as_str())
         && state.last_spec.as_deref() == Some(key.as_str())
-        && applier
-            .nothing_drifted()
+        && state.conflicts == 0
+        && within(timeout, "the drift check", applier.nothing_drifted())
             .await
-            .map_err(|e| fail(e.into()))?
+            .map_err(fail)?
     {
         let unchanged = applier.remembered();
         return Ok(PassOutcome {
@@ -312,16 +355,20 @@ async fn attempt(
         })
         .collect();
     let fallback = spec.tenancy.fallback_namespace(&spec.namespace);
-    for o in &mut objects {
-        let key = (o.group_version().0.to_owned(), o.kind().to_owned());
-        // SealedSecrets become Secrets and are never applied as such: no discovery needed.
-        let namespaced = match crd_scopes.get(&key) {
-            _ if o.is_sealed_secret() => true,
-            Some(n) => *n,
-            None => applier.is_namespaced(o).await.map_err(|e| fail(e.into()))?,
-        };
-        settle_namespace(o, namespaced, spec.target_namespace.as_deref(), fallback);
-    }
+    let settle = async {
+        for o in &mut objects {
+            let key = (o.group_version().0.to_owned(), o.kind().to_owned());
+            // SealedSecrets become Secrets and are never applied as such: no discovery needed.
+            let namespaced = match crd_scopes.get(&key) {
+                _ if o.is_sealed_secret() => true,
+                Some(n) => *n,
+                None => applier.is_namespaced(o).await?,
+            };
+            settle_namespace(o, namespaced, spec.target_namespace.as_deref(), fallback);
+        }
+        Ok::<(), ApplyError>(())
+    };
+    within(timeout, "discovery", settle).await.map_err(fail)?;
     let (objects, key_uses) = open_off_runtime(objects, ring, spec.allow_plaintext)
         .await
         .map_err(|e| fail(e.into()))?;
@@ -330,31 +377,56 @@ async fn attempt(
     spec.tenancy
         .check(source, spec.target_namespace.as_deref(), &objects)
         .map_err(|e| fail(e.into()))?;
-    spec.tenancy
-        .check_live_keys(client, source, &objects)
-        .await
-        .map_err(|e| fail(e.into()))?;
+    within(
+        timeout,
+        "reading live Secrets of the agent's namespace",
+        spec.tenancy.check_live_keys(client, source, &objects),
+    )
+    .await
+    .map_err(fail)?;
     if spec.prune {
         refuse_empty(objects.len(), &state.inventory, spec.allow_empty)
             .map_err(|e| fail(e.into()))?;
+    }
+    // Record every object this pass may create before creating any.
+    let recorded = union(&state.inventory, &Applier::entries(&objects));
+    if recorded != state.inventory {
+        within(timeout, "recording the inventory", store.save(&recorded))
+            .await
+            .map_err(fail)?;
+        state.inventory = recorded.clone();
     }
     let mut report = applier
         .apply_all(objects)
         .await
         .map_err(|e| fail(e.into()))?;
     if spec.prune {
-        report.pruned = prune(
-            client,
-            applier.owner,
-            &spec.tenancy,
-            &state.inventory,
-            &report.inventory,
+        report.pruned = within(
+            timeout,
+            "prune",
+            prune(
+                client,
+                applier.owner,
+                &spec.tenancy,
+                &recorded,
+                &report.inventory,
+            ),
         )
         .await
-        .map_err(|e| fail(e.into()))?;
+        .map_err(fail)?;
     }
-    state.inventory = report.inventory.clone();
+    if report.inventory != state.inventory {
+        within(
+            timeout,
+            "recording the inventory",
+            store.save(&report.inventory),
+        )
+        .await
+        .map_err(fail)?;
+        state.inventory = report.inventory.clone();
+    }
     state.key_uses = key_uses;
+    state.conflicts = report.conflicts.len();
     state.last_applied_revision = Some(revision.clone());
     state.last_spec = Some(key);
     Ok(PassOutcome {

@@ -3,8 +3,9 @@
 //! everything at once unless `allowEmpty`; only objects still labelled as this source's; never
 //! objects annotated `gitseal.dev/prune: disabled`; never what the source's tenancy would not
 //! let it write (another namespace, the agent's namespace, a sealing key Secret: left in place
-//! and logged); workloads before Namespaces and CRDs. The client is the pass's, so a pass
-//! that impersonates a ServiceAccount prunes as that ServiceAccount too.
+//! and logged), nor what its actor may not read (it cannot be told to be the source's own);
+//! workloads before Namespaces and CRDs. The client is the pass's, so a pass that
+//! impersonates a ServiceAccount prunes as that ServiceAccount too.
 
 use std::collections::HashSet;
 
@@ -17,7 +18,7 @@ use kube::discovery::Scope as ApiScope;
 use super::apply::ApplyError;
 use super::object::ObjectId;
 use super::tenancy::{Rule, Tenancy, has_sealing_key_label};
-use crate::kube_error::kube_message;
+use crate::kube_error::{is_transient, kube_message};
 
 /// Refuses a pass that rendered nothing when pruning would then delete everything applied
 /// before, unless `allow_empty`. Checked before anything is applied.
@@ -67,7 +68,17 @@ pub async fn prune(
         let (ar, caps) = match kube::discovery::pinned_kind(client, &gvk).await {
             Ok(r) => r,
             // The kind itself is gone (its CRD was removed): nothing left to delete.
-            Err(_) => continue,
+            Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_))) => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            // Anything else (the API server unreachable, failing) is no answer: the entry
+            // stays for the next pass rather than being dropped unpruned.
+            Err(e) => {
+                return Err(ApplyError::Prune {
+                    object: id.to_string(),
+                    message: kube_message(&e),
+                    transient: is_transient(&e),
+                });
+            }
         };
         let api: Api<DynamicObject> = match (caps.scope, &id.namespace) {
             (ApiScope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
@@ -76,10 +87,17 @@ pub async fn prune(
         let live = match api.get_metadata_opt(&id.name).await {
             Ok(Some(m)) => m,
             Ok(None) => continue,
+            // Its actor may not even read it, so cannot tell whether it is its own (an entry
+            // recorded before an apply that was then refused, say): left in place.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(gitsync = %format!("{}/{}", owner.0, owner.1), object = %id, "not pruned: the GitSync's actor may not read it");
+                continue;
+            }
             Err(e) => {
                 return Err(ApplyError::Prune {
                     object: id.to_string(),
                     message: kube_message(&e),
+                    transient: is_transient(&e),
                 });
             }
         };
@@ -107,6 +125,7 @@ pub async fn prune(
                 return Err(ApplyError::Prune {
                     object: id.to_string(),
                     message: kube_message(&e),
+                    transient: is_transient(&e),
                 });
             }
         }

@@ -23,7 +23,7 @@ use kube::api::{Api, ObjectMeta};
 use serde_json::Value;
 
 use super::object::{Object, ObjectId};
-use crate::kube_error::kube_message;
+use crate::kube_error::{is_transient, kube_message};
 
 /// Who a pass acts as.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -225,6 +225,7 @@ impl Tenancy {
                 .map_err(|e| LiveCheckError::Read {
                     object: o.describe(),
                     message: kube_message(&e),
+                    transient: is_transient(&e),
                 })?;
             if live.is_some_and(|m| has_sealing_key_label(&m.metadata)) {
                 let (source_ns, source_name) = source;
@@ -260,7 +261,12 @@ pub enum LiveCheckError {
     #[error("{0}")]
     Refused(Refused),
     #[error("reading {object} failed: {message}")]
-    Read { object: String, message: String },
+    Read {
+        object: String,
+        message: String,
+        /// The server failed or was not reached: retrying may succeed as is.
+        transient: bool,
+    },
 }
 
 /// Whether an object is a Secret labelled as a sealing key.

@@ -33,3 +33,94 @@ pub async fn add_sealing_key(client: &kube::Client, ns: &str, key: &gitseal::Sec
     .await
     .expect("key secret");
 }
+
+/// Applies the GitSync `name` in `ns` with `spec` (server-side apply, field manager
+/// `gitseal-test`).
+pub async fn apply_gitsync(client: &kube::Client, ns: &str, name: &str, spec: serde_json::Value) {
+    let api: Api<gitseal_api::GitSync> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        name,
+        &PatchParams::apply("gitseal-test").force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+            "metadata": {"name": name},
+            "spec": spec,
+        })),
+    )
+    .await
+    .expect("gitsync");
+}
+
+/// The GitSync's Ready condition: `(status, reason, message)`.
+pub fn ready_condition(gs: &gitseal_api::GitSync) -> Option<(bool, String, String)> {
+    gs.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until the GitSync `name` is Ready at a revision ending in `commit` (`None`: any).
+pub async fn wait_ready(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    commit: Option<&str>,
+) -> gitseal_api::GitSync {
+    let api: Api<gitseal_api::GitSync> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("GitSync {ns}/{name} Ready at {commit:?}"),
+        || async {
+            let gs = api.get(name).await.ok()?;
+            let ready = ready_condition(&gs)?.0;
+            let at = gs.status.as_ref()?.last_applied_revision.clone()?;
+            (ready
+                && gs.status.as_ref()?.observed_generation == gs.metadata.generation
+                && commit.is_none_or(|c| at.ends_with(c)))
+            .then_some(gs)
+        },
+    )
+    .await
+}
+
+/// Names of the ConfigMaps in `ns` labelled as applied by the GitSync `ns/name`.
+pub async fn managed_configmaps(client: &kube::Client, ns: &str, name: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    let list = api
+        .list_metadata(&kube::api::ListParams::default().labels(&format!(
+            "gitseal.dev/sync-namespace={ns},gitseal.dev/sync-name={name}"
+        )))
+        .await
+        .expect("list configmaps");
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// `count` ConfigMaps `<prefix>-<i>` in `ns` as one multi-document YAML file, each with
+/// `data: {v: <value>}`.
+pub fn configmaps_yaml(ns: &str, prefix: &str, count: usize, value: &str) -> String {
+    let mut out = String::new();
+    for i in 0..count {
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {prefix}-{i}, namespace: {ns}}}\ndata: {{v: \"{value}\"}}\n"
+        ));
+    }
+    out
+}
+
+/// Signals the process `pid` (`STOP`, `CONT`, `KILL`) with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}

@@ -19,7 +19,8 @@ mod repo;
 mod ssh;
 
 pub use cluster::{
-    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, http_get, wait_for,
+    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, apply_gitsync,
+    configmaps_yaml, http_get, managed_configmaps, ready_condition, signal, wait_for, wait_ready,
 };
 pub use daemon::GitDaemon;
 pub use http::{HttpAuth, HttpGitServer, SeenRequest};

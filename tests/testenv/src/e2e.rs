@@ -159,7 +159,15 @@ impl AgentTest {
     /// # Panics
     /// When the control plane cannot be started or the CRDs applied.
     pub async fn new(name: &str) -> AgentTest {
-        let cp = crate::shared().await;
+        AgentTest::on(crate::shared().await, name).await
+    }
+
+    /// Like [`AgentTest::new`], on a given control plane (e.g. a [`crate::private`] one,
+    /// leaked to be `'static`).
+    ///
+    /// # Panics
+    /// When the CRDs cannot be applied.
+    pub async fn on(cp: &'static ControlPlane, name: &str) -> AgentTest {
         let client = cp.client();
         apply_crds(&client).await;
         let agent_ns = cp.namespace(&format!("{name}-agent")).await;
@@ -193,6 +201,28 @@ impl AgentTest {
         let mut flags = vec!["--allow-local-sources"];
         flags.extend_from_slice(extra);
         AgentProcess::start(agent, setup, &flags)
+    }
+
+    /// Starts one of several agents of the same namespace: its own folder `work/<name>` (log,
+    /// git cache), leader identity `<name>`, and `--allow-local-sources` as
+    /// [`AgentTest::start_agent`].
+    pub fn start_named_agent(
+        &self,
+        name: &str,
+        agent: impl FnOnce(&[String]) -> Command,
+        extra: &[&str],
+    ) -> AgentProcess {
+        let dir = self.work.path().join(name);
+        std::fs::create_dir_all(&dir).expect("agent folder");
+        let setup = AgentSetup {
+            kubeconfig: self.cp.kubeconfig_path(),
+            agent_namespace: &self.agent_ns,
+            watch_namespace: &self.app_ns,
+            dir: &dir,
+        };
+        let mut args = vec!["--allow-local-sources", "--leader-identity", name];
+        args.extend_from_slice(extra);
+        AgentProcess::start(agent, setup, &args)
     }
 
     /// Applies the GitSync `apps` in the app namespace: branch `main` of the repository at
@@ -305,9 +335,49 @@ impl AgentProcess {
         std::fs::read_to_string(&self.log_path).expect("agent log")
     }
 
-    /// The process id (for /proc/<pid>/stat and /proc/<pid>/status).
+    /// The process id (for /proc/<pid>/stat and /proc/<pid>/status, and to signal it).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A counter or gauge from its `/metrics` (the sum over its label sets); `None` when
+    /// absent or when the agent does not answer.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = std::panic::catch_unwind(|| http_get(self.metrics_port, "/metrics")).ok()?;
+        let mut found = None;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(name) else {
+                continue;
+            };
+            if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                continue;
+            }
+            if let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+                *found.get_or_insert(0.0) += v;
+            }
+        }
+        found
+    }
+
+    /// The status line of `GET /readyz` (`None` when the agent does not answer).
+    pub fn readyz(&self) -> Option<u16> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.health_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split_whitespace().nth(1)?.parse().ok()
     }
 
     /// Whether the process is still running.

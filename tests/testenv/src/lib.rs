@@ -160,6 +160,18 @@ pub async fn try_shared() -> Result<&'static ControlPlane, &'static Error> {
         .as_ref()
 }
 
+/// A control plane of the caller's own, not shared with the other tests of the binary: for
+/// tests that stop or break it (e.g. freeze the API server). Dropping it stops it.
+///
+/// # Errors
+/// When it cannot be built or started.
+pub async fn private() -> Result<ControlPlane, Error> {
+    let launched = tokio::task::spawn_blocking(launch)
+        .await
+        .unwrap_or_else(|err| Err(Error::Task(err.to_string())))?;
+    ControlPlane::connect(launched).await
+}
+
 /// A launcher that reported readiness.
 struct Launched {
     info: ReadyInfo,
@@ -358,6 +370,34 @@ impl ControlPlane {
             source,
         })?;
         Ok(name)
+    }
+
+    /// The process id of one component (`kube-apiserver`, `etcd`, `kube-controller-manager`),
+    /// for tests that signal it (SIGSTOP/SIGCONT to freeze the API server). Only meaningful
+    /// for a [`private`] control plane: the shared one is used by other tests at once.
+    pub fn component_pid(&self, component: &str) -> Option<u32> {
+        let launcher = self.launcher.lock().ok()?.id();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`; comm may hold spaces, so split at the last ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let comm = head.split_once('(').map_or("", |(_, c)| c);
+            let ppid = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(launcher) && comm == component {
+                return Some(pid);
+            }
+        }
+        None
     }
 
     /// The last lines the launcher printed, and whether it is still running; for failure messages.

@@ -180,9 +180,45 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
     let ns = &c.agent_namespace;
     let api: Api<Secret> = Api::namespaced(client, ns);
     for k in &keys {
+        // A Secret of that name that holds another key (one the agent made after the loss,
+        // under a name the backup also uses) is never overwritten: the backed-up key goes
+        // under its key id instead.
+        let name = match api.get_opt(&k.secret).await {
+            Ok(Some(mut live)) => {
+                let same = live
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(IDENTITY_KEY))
+                    .is_some_and(|v| {
+                        v.0.trim_ascii() == k.identity.expose_secret().trim().as_bytes()
+                    });
+                if let Some(d) = live.data.as_mut() {
+                    d.values_mut().for_each(|v| v.0.zeroize());
+                }
+                if same {
+                    k.secret.clone()
+                } else {
+                    let id =
+                        gitseal::keys::read_identity_file(k.identity.expose_secret().as_bytes())
+                            .ok()
+                            .and_then(|ks| ks.first().map(|key| key.id().to_string()))
+                            .with_context(|| {
+                                format!("{name}: Secret {}: not an age identity", k.secret)
+                            })?;
+                    let renamed = format!("gitseal-key-{id}");
+                    eprintln!(
+                        "Secret {} holds another key; restoring this one as Secret {renamed}",
+                        k.secret
+                    );
+                    renamed
+                }
+            }
+            Ok(None) => k.secret.clone(),
+            Err(e) => return Err(api_error(e, &format!("reading Secret {}", k.secret), ns)),
+        };
         let mut secret = Secret {
             metadata: ObjectMeta {
-                name: Some(k.secret.clone()),
+                name: Some(name.clone()),
                 labels: Some([(SEALING_KEY_LABEL.to_owned(), k.state.clone())].into()),
                 annotations: (!k.created.is_empty())
                     .then(|| [(CREATED_ANNOTATION.to_owned(), k.created.clone())].into()),
@@ -200,7 +236,7 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
         };
         let result = api
             .patch(
-                &k.secret,
+                &name,
                 &PatchParams::apply(CLI_FIELD_MANAGER).force(),
                 &Patch::Apply(&secret),
             )
@@ -213,9 +249,9 @@ pub async fn restore(c: &ClusterArgs, identities: &[PathBuf], file: &Path) -> Re
                 d.values_mut().for_each(|v| v.0.zeroize());
             }
         } else {
-            result.map_err(|e| api_error(e, &format!("writing Secret {}", k.secret), ns))?;
+            result.map_err(|e| api_error(e, &format!("writing Secret {name}"), ns))?;
         }
-        eprintln!("restored Secret {} ({})", k.secret, k.state);
+        eprintln!("restored Secret {name} ({})", k.state);
     }
     eprintln!(
         "restored {} key Secret(s) in namespace {ns}; the agent uses them without a restart",

@@ -2,17 +2,31 @@
 //! interval, and its own status. Status is written (server-side apply, field manager
 //! `gitseal-agent`) only when it changed, and Events only on change, so a pass over an
 //! unchanged repository and cluster writes nothing.
+//!
+//! What starts a pass ([`source::Due`]): the interval, a new `generation` (a spec change),
+//! a new `reconcile.gitseal.dev/requestedAt` annotation, the API server coming back after
+//! it was unreachable, or the retry of a transient failure (exponential backoff). Anything
+//! else the watch delivers — notably the agent's own status writes — does not. A new
+//! `requestedAt` also clears the backoff of a revision that failed in a way only a change
+//! can fix: whoever asks for a pass gets an attempt.
+//!
+//! Each GitSync carries the finalizer `gitseal.dev/gitsync`; [`deletion`] prunes or orphans
+//! its objects before it goes.
 
+mod deletion;
 mod source;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use gitseal::manifest::ManifestLimits;
 use gitseal_api::conditions::{READY, STALLED, condition, settle};
-use gitseal_api::{GitSync, GitSyncStatus, Inventory};
+use gitseal_api::names::RECONCILE_REQUESTED_ANNOTATION;
+use gitseal_api::{GitSync, GitSyncStatus};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Recorder;
@@ -24,12 +38,23 @@ use crate::keys::{KeyStore, KeyUsage};
 use crate::kube_error::kube_message;
 use crate::serve::api_counters::{ApiCounters, counting_client};
 use crate::serve::events::{event_recorder, publish};
+use crate::serve::http::Readiness;
 use crate::serve::metrics::Metrics;
-use crate::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
-use source::sync_spec;
+use crate::sync::inventory::shards::ShardStore;
+use crate::sync::inventory::summary;
+use crate::sync::pass::{PassError, SyncState, run_pass};
+use crate::sync::tenancy::Tenancy;
+use source::{Due, sync_spec};
 
-/// A GitSync's namespace and name.
-type SourceKey = (String, String);
+/// What the agent keeps for one GitSync (by uid) while it leads; dropped when the GitSync is
+/// finalized, and with the whole context when leadership ends.
+#[derive(Debug, Default)]
+struct Source {
+    state: SyncState,
+    /// The inventory store, read once per leadership (and again after a store error).
+    store: Option<ShardStore>,
+    due: Due,
+}
 
 /// What the agent's admin allows the GitSyncs it answers, whoever wrote them: the lockdown
 /// flags of `gitseal-agent run`. A GitSync's own spec can narrow these, never widen them.
@@ -77,7 +102,9 @@ pub struct Context {
     /// The sealing keys, kept current by the sealing keys controller (`None`: read them each
     /// pass), and where to record which key each SealedSecret needs.
     pub keys: Option<(KeyStore, KeyUsage)>,
-    states: Mutex<HashMap<SourceKey, Arc<Mutex<SyncState>>>>,
+    sources: Mutex<HashMap<String, Arc<Mutex<Source>>>>,
+    /// Bumped each time the API server is reachable again: every GitSync gets a pass.
+    api_back: AtomicU64,
 }
 
 impl std::fmt::Debug for Context {
@@ -109,7 +136,8 @@ impl Context {
             policy: SourcePolicy::default(),
             recorder,
             keys: None,
-            states: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
+            api_back: AtomicU64::new(0),
         }
     }
 
@@ -137,10 +165,15 @@ impl Context {
         self
     }
 
-    /// The client a pass of `spec` sends its requests with: the agent's own, or one
-    /// impersonating the GitSync's ServiceAccount (the API server adds its groups).
-    async fn pass_client(&self, spec: &SyncSpec) -> Result<kube::Client, String> {
-        let Some(user) = spec.tenancy.impersonate(&spec.namespace) else {
+    /// The client a GitSync of `namespace` with `tenancy` acts with — every apply, prune and
+    /// read of live objects of its passes, and the prune when it is deleted: the agent's own,
+    /// or one impersonating the GitSync's ServiceAccount (the API server adds its groups).
+    async fn pass_client(
+        &self,
+        tenancy: &Tenancy,
+        namespace: &str,
+    ) -> Result<kube::Client, String> {
+        let Some(user) = tenancy.impersonate(namespace) else {
             return Ok(self.client.clone());
         };
         let Some(imp) = &self.impersonation else {
@@ -167,6 +200,19 @@ impl Context {
         self.keys = Some((keys, usage));
         self
     }
+
+    async fn source(&self, uid: &str) -> Arc<Mutex<Source>> {
+        self.sources
+            .lock()
+            .await
+            .entry(uid.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    async fn forget(&self, uid: &str) {
+        self.sources.lock().await.remove(uid);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,16 +223,36 @@ pub enum Error {
     Kube(String),
 }
 
-async fn write_status(ctx: &Context, gs: &GitSync, mut status: GitSyncStatus) -> Result<(), Error> {
+/// Runs `f` under `after`; a timeout is a [`Error::Kube`] naming `what`.
+async fn within<T>(
+    after: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(after, f).await {
+        Ok(r) => r.map_err(|e| Error::Kube(format!("{what}: {}", kube_message(&e)))),
+        Err(_) => Err(Error::Kube(format!("{what}: no answer within {after:?}"))),
+    }
+}
+
+async fn write_status(
+    ctx: &Context,
+    gs: &GitSync,
+    mut status: GitSyncStatus,
+    timeout: Duration,
+) -> Result<(), Error> {
     let old = gs.status.clone().unwrap_or_default();
     if settle(&mut status, &old) {
         return Ok(());
     }
     let api: Api<GitSync> =
         Api::namespaced(ctx.client.clone(), &gs.namespace().unwrap_or_default());
-    super::apply_status(&api, &gs.name_any(), &status)
-        .await
-        .map_err(|e| Error::Kube(kube_message(&e)))?;
+    within(
+        timeout,
+        "status",
+        super::apply_status(&api, &gs.name_any(), &status),
+    )
+    .await?;
     Ok(())
 }
 
@@ -214,10 +280,31 @@ async fn event(ctx: &Context, gs: &GitSync, warning: bool, reason: &str, note: &
     .await;
 }
 
+fn requested_at(gs: &GitSync) -> Option<String> {
+    gs.annotations()
+        .get(RECONCILE_REQUESTED_ANNOTATION)
+        .cloned()
+}
+
+fn ready_message(s: &GitSyncStatus) -> Option<&str> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| c.message.as_str())
+}
+
 async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = (gs.namespace().unwrap_or_default(), gs.name_any());
+    let key = format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any());
+    let uid = gs.metadata.uid.clone().unwrap_or_default();
     let generation = gs.metadata.generation;
     let old = gs.status.clone().unwrap_or_default();
+    let timeout = source::timeout(&gs);
+    if gs.metadata.deletion_timestamp.is_some() {
+        let action = deletion::finalize(&gs, &ctx, timeout).await?;
+        ctx.forget(&uid).await;
+        return Ok(action);
+    }
+    deletion::ensure_finalizer(&gs, &ctx, timeout).await?;
     if gs.spec.suspend {
         let mut status = old.clone();
         status.conditions.retain(|c| c.type_ != READY);
@@ -229,14 +316,50 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             generation,
         ));
         status.observed_generation = generation;
-        write_status(&ctx, &gs, status).await?;
+        write_status(&ctx, &gs, status, timeout).await?;
         return Ok(Action::await_change());
     }
-    let prepared = match sync_spec(&ctx.client, &gs, &ctx.policy, &ctx.tenancy).await {
-        Ok((spec, interval)) => ctx.pass_client(&spec).await.map(|c| (spec, interval, c)),
+    let source = ctx.source(&uid).await;
+    let mut source = source.lock().await;
+    let requested = requested_at(&gs);
+    let api_back = ctx.api_back.load(Ordering::Relaxed);
+    if let Some(wait) = source
+        .due
+        .not_yet(generation, requested.as_deref(), api_back)
+    {
+        // Woken by something that is no reason for a pass (e.g. our own status write).
+        return Ok(Action::requeue(wait));
+    }
+    if source.due.newly_requested(requested.as_deref()) && source.state.retry.failures() > 0 {
+        // Asked for a pass (a push webhook, `kubectl annotate`): attempted now, even if the
+        // revision failed before and its backoff is not over.
+        tracing::info!(gitsync = %key, "pass requested: the failure backoff is cleared");
+        source.state.retry.succeeded();
+    }
+    let spec = match tokio::time::timeout(
+        timeout,
+        sync_spec(&ctx.client, &gs, &ctx.policy, &ctx.tenancy),
+    )
+    .await
+    {
+        Ok(spec) => spec,
+        Err(_) => {
+            let wait = source.due.failed(generation, requested.clone(), api_back);
+            return Err(Error::Kube(format!(
+                "{key}: reading its secretRef: no answer within {timeout:?} (retrying in {wait:?})"
+            )));
+        }
+    };
+    // The client the pass acts with: the agent's, or one impersonating the GitSync's
+    // ServiceAccount (a failure to build it is reported like a spec error).
+    let spec = match spec {
+        Ok((spec, interval)) => ctx
+            .pass_client(&spec.tenancy, &spec.namespace)
+            .await
+            .map(|c| (spec, interval, c)),
         Err(msg) => Err(msg),
     };
-    let (spec, interval, pass_client) = match prepared {
+    let (spec, interval, pass_client) = match spec {
         Ok(s) => s,
         Err(msg) => {
             let mut status = old.clone();
@@ -249,39 +372,71 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             if old.last_error.as_deref() != Some(msg.as_str()) {
                 event(&ctx, &gs, true, "InvalidSpec", &msg).await;
             }
-            write_status(&ctx, &gs, status).await?;
-            return Err(Error::Spec(format!("{}/{}", key.0, key.1), msg));
+            source
+                .due
+                // A spec error can come from an object the GitSync does not watch (its
+                // `secretRef` Secret, not yet labelled as git credentials): look again at
+                // its interval, at most 30 s.
+                .done(
+                    generation,
+                    requested.clone(),
+                    api_back,
+                    interval_of(&gs).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+                );
+            write_status(&ctx, &gs, status, timeout).await?;
+            return Err(Error::Spec(key, msg));
         }
     };
-    let state = {
-        let mut states = ctx.states.lock().await;
-        states.entry(key.clone()).or_default().clone()
-    };
-    let mut state = state.lock().await;
-    if state.inventory.is_empty()
-        && let Some(inv) = &old.inventory
-    {
-        // After a restart the inventory comes back from status, so pruning still works.
-        state.inventory = inv.entries.clone();
+    if source.store.is_none() {
+        // First pass of this leadership: what any earlier pass (of any replica) recorded.
+        match tokio::time::timeout(timeout, ShardStore::load(&ctx.client, &gs)).await {
+            Ok(Ok((store, entries))) => {
+                source.state = SyncState {
+                    inventory: entries,
+                    ..SyncState::default()
+                };
+                source.store = Some(store);
+            }
+            Ok(Err(e)) => {
+                let wait = source.due.failed(generation, requested.clone(), api_back);
+                return Err(Error::Kube(format!("{key}: {e} (retrying in {wait:?})")));
+            }
+            Err(_) => {
+                let wait = source.due.failed(generation, requested.clone(), api_back);
+                return Err(Error::Kube(format!(
+                    "{key}: reading the inventory: no answer within {timeout:?} (retrying in {wait:?})"
+                )));
+            }
+        }
     }
     let ring = match &ctx.keys {
         Some((keys, _)) => {
             keys.ready().await;
             keys.ring()
         }
-        None => crate::keys::store::load_ring(&ctx.client, &ctx.namespace)
-            .await
-            .map_err(|e| Error::Kube(kube_message(&e)))?,
+        None => {
+            within(
+                timeout,
+                "sealing keys",
+                crate::keys::store::load_ring(&ctx.client, &ctx.namespace),
+            )
+            .await?
+        }
     };
     ctx.metrics.sealing_keys.set(ring.len() as i64);
-    let timer = std::time::Instant::now();
+    let timer = Instant::now();
+    let Source { state, store, due } = &mut *source;
+    let Some(store) = store.as_mut() else {
+        return Err(Error::Kube(format!("{key}: inventory store missing")));
+    };
     let result = run_pass(
         &pass_client,
         &spec,
-        &mut state,
+        state,
         &ring,
         &ctx.cache_dir,
         ctx.concurrency,
+        store,
     )
     .await;
     ctx.metrics
@@ -290,13 +445,18 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     if let Err((_, PassError::Held { revision, wait })) = &result {
         // Reported when it failed; nothing new to say until the revision, spec or keys
         // change, which the next fetch (one interval on) sees.
-        tracing::debug!(gitsync = %format!("{}/{}", key.0, key.1), %revision, retry_in = ?wait, "pass held back");
-        return Ok(Action::requeue(interval.min(*wait)));
+        tracing::debug!(gitsync = %key, %revision, retry_in = ?wait, "pass held back");
+        let next = interval.min(*wait);
+        due.done(generation, requested.clone(), api_back, next);
+        return Ok(Action::requeue(next));
     }
     let mut status = old.clone();
     status.observed_generation = generation;
-    match result {
+    status.last_handled_reconcile_at = requested.clone().or(old.last_handled_reconcile_at.clone());
+    let reload_inventory = matches!(&result, Err((_, PassError::Inventory(_))));
+    let action = match result {
         Ok(outcome) => {
+            due.done(generation, requested.clone(), api_back, interval);
             let changed = outcome.changed();
             ctx.metrics.pass(if changed { "ok" } else { "noop" });
             ctx.metrics
@@ -305,36 +465,70 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             ctx.metrics
                 .pruned
                 .inc_by(outcome.report.pruned.len() as u64);
-            let msg = format!("Applied revision: {}", outcome.revision);
-            status.conditions = vec![condition(
-                READY,
-                true,
-                "ReconciliationSucceeded",
-                &msg,
-                generation,
-            )];
             status.last_applied_revision = Some(outcome.revision.clone());
             status.last_attempted_revision = Some(outcome.revision.clone());
-            status.inventory = Some(Inventory {
-                entries: outcome.report.inventory.clone(),
-            });
             status.last_error = None;
+            let conflicts = &outcome.report.conflicts;
+            if conflicts.is_empty() {
+                let msg = format!("Applied revision: {}", outcome.revision);
+                status.conditions = vec![condition(
+                    READY,
+                    true,
+                    "ReconciliationSucceeded",
+                    &msg,
+                    generation,
+                )];
+            } else {
+                let shown: Vec<String> = conflicts
+                    .iter()
+                    .take(5)
+                    .map(|c| format!("{} is managed by GitSync {}", c.object, c.owner))
+                    .collect();
+                let more = conflicts.len().saturating_sub(shown.len());
+                let msg = format!(
+                    "{} object(s) not applied by GitSync {key}: {}{}; every other object of {} is applied",
+                    conflicts.len(),
+                    shown.join("; "),
+                    if more > 0 {
+                        format!("; and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    outcome.revision,
+                );
+                status.conditions = vec![condition(
+                    READY,
+                    false,
+                    "OwnershipConflict",
+                    &msg,
+                    generation,
+                )];
+                if ready_message(&old) != Some(msg.as_str()) {
+                    tracing::warn!(gitsync = %key, conflicts = conflicts.len(), "objects managed by another GitSync were not applied");
+                    event(&ctx, &gs, true, "OwnershipConflict", &msg).await;
+                }
+            }
             if let Some((_, usage)) = &ctx.keys {
-                usage
-                    .record_pass(
-                        &ctx.client,
-                        &ctx.namespace,
-                        (&spec.namespace, &spec.name),
-                        &state.key_uses,
-                    )
-                    .await;
+                within(timeout, "key usage", async {
+                    usage
+                        .record_pass(
+                            &ctx.client,
+                            &ctx.namespace,
+                            (&spec.namespace, &spec.name),
+                            &state.key_uses,
+                        )
+                        .await;
+                    Ok(())
+                })
+                .await?;
             }
             tracing::info!(
-                gitsync = %format!("{}/{}", key.0, key.1),
+                gitsync = %key,
                 revision = %outcome.revision,
                 applied = outcome.report.applied.len(),
                 unchanged = outcome.report.unchanged,
                 pruned = outcome.report.pruned.len(),
+                conflicts = conflicts.len(),
                 "pass done"
             );
             if changed || old.last_error.is_some() {
@@ -347,19 +541,25 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 );
                 event(&ctx, &gs, false, "ReconciliationSucceeded", &note).await;
             }
+            Action::requeue(interval)
         }
         Err((revision, e)) => {
             ctx.metrics.pass(e.kind());
             let msg = e.to_string();
-            tracing::warn!(gitsync = %format!("{}/{}", key.0, key.1), error = %msg, kind = e.kind(), "pass failed");
-            // A source that cannot be fetched may come back; anything else needs a change.
-            let stalled = e.stalls();
+            let transient = e.is_transient();
+            let wait = if transient {
+                due.failed(generation, requested.clone(), api_back)
+            } else {
+                due.done(generation, requested.clone(), api_back, interval);
+                interval
+            };
+            tracing::warn!(gitsync = %key, error = %msg, kind = e.kind(), transient, retry_in = ?wait, "pass failed");
+            // Transient (the source or the API server unreachable, slow, failing): retried
+            // with backoff. Anything else needs a change of the repository or the spec.
             status.conditions = vec![condition(READY, false, e.reason(), &msg, generation)];
-            if stalled {
-                status
-                    .conditions
-                    .push(condition(STALLED, true, e.reason(), &msg, generation));
-            }
+            status
+                .conditions
+                .push(condition(STALLED, !transient, e.reason(), &msg, generation));
             if revision.is_some() {
                 status.last_attempted_revision = revision;
             }
@@ -367,42 +567,81 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 event(&ctx, &gs, true, e.reason(), &msg).await;
             }
             status.last_error = Some(msg);
+            Action::requeue(wait)
         }
+    };
+    status.inventory = Some(summary(&state.inventory, store.shards()));
+    let managed = state.inventory.len();
+    if reload_inventory {
+        // Someone else wrote the inventory: read it again before the next pass.
+        source.store = None;
     }
-    let managed: usize = {
-        let states = ctx.states.lock().await;
-        let mut n = state.inventory.len();
-        for (k, s) in states.iter() {
-            if *k != key
+    drop(source);
+    let total = ctx.count_managed(managed, &uid).await;
+    ctx.metrics.managed_objects.set(total as i64);
+    write_status(&ctx, &gs, status, timeout).await?;
+    Ok(action)
+}
+
+impl Context {
+    /// Objects in every inventory (`mine` for `uid`, whose lock the caller released).
+    async fn count_managed(&self, mine: usize, uid: &str) -> usize {
+        let sources = self.sources.lock().await;
+        let mut n = mine;
+        for (k, s) in sources.iter() {
+            if k != uid
                 && let Ok(s) = s.try_lock()
             {
-                n += s.inventory.len();
+                n += s.state.inventory.len();
             }
         }
         n
-    };
-    ctx.metrics.managed_objects.set(managed as i64);
-    drop(state);
-    write_status(&ctx, &gs, status).await?;
-    Ok(Action::requeue(interval))
+    }
 }
 
-/// Retried at the GitSync's own interval, at most 30 s: a spec error can come from an object
-/// the GitSync does not watch (its `secretRef` Secret, not yet labelled as git credentials).
-fn error_policy(gs: Arc<GitSync>, _e: &Error, _ctx: Arc<Context>) -> Action {
-    let interval = gs
-        .spec
+fn interval_of(gs: &GitSync) -> Duration {
+    gs.spec
         .interval
         .as_deref()
         .and_then(|s| humantime::parse_duration(s).ok())
-        .unwrap_or(Duration::from_secs(60));
-    Action::requeue(interval.clamp(Duration::from_secs(1), Duration::from_secs(30)))
+        .unwrap_or(Duration::from_secs(60))
 }
 
-/// Runs the GitSync controller until a shutdown signal; `watch_namespace` limits it to the
+fn error_policy(gs: Arc<GitSync>, _e: &Error, _ctx: Arc<Context>) -> Action {
+    // Errors here are failures to talk to the API server outside a pass (status, inventory,
+    // finalizer): retry soon, the pass itself is gated by `Due`.
+    Action::requeue(Duration::from_secs(2).min(interval_of(&gs)))
+}
+
+/// Runs the GitSync controller until dropped; `watch_namespace` limits it to the
 /// GitSyncs of one namespace.
-pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
+pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &Readiness) {
     let api: Api<GitSync> = super::scoped_api(&ctx.client, watch_namespace);
-    let controller = Controller::new(api, watcher::Config::default());
-    super::run("gitsync", controller, reconcile, error_policy, ctx).await;
+    // Every GitSync gets a pass when the API server answers again after an outage.
+    let back = {
+        let ctx = ctx.clone();
+        futures::stream::unfold(readiness.reachable(), move |mut rx| {
+            let ctx = ctx.clone();
+            async move {
+                loop {
+                    rx.changed().await.ok()?;
+                    if *rx.borrow_and_update() {
+                        ctx.api_back.fetch_add(1, Ordering::Relaxed);
+                        return Some(((), rx));
+                    }
+                }
+            }
+        })
+        .boxed()
+    };
+    let controller = Controller::new(api, watcher::Config::default()).reconcile_all_on(back);
+    super::run(
+        "gitsync",
+        controller,
+        reconcile,
+        error_policy,
+        ctx,
+        readiness,
+    )
+    .await;
 }

@@ -2,7 +2,7 @@
 //! checked, and the credentials named by `secretRef` read at pass time (rotated credentials
 //! apply on the next pass).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::Secret;
@@ -144,7 +144,7 @@ fn git_ref(gs: &GitSync) -> Result<GitRef, String> {
 /// Who the passes of `gs` (in namespace `ns`) act as: the ServiceAccount it names, else the
 /// agent's default one (outside the agent's namespace), else the agent confined to `ns`
 /// (outside the agent's namespace) or the agent itself (inside it).
-fn tenancy(gs: &GitSync, ns: &str, policy: &TenancyPolicy) -> Result<Tenancy, String> {
+pub fn tenancy(gs: &GitSync, ns: &str, policy: &TenancyPolicy) -> Result<Tenancy, String> {
     let named = gs
         .spec
         .service_account_name
@@ -215,4 +215,145 @@ pub async fn sync_spec(
         },
         interval,
     ))
+}
+
+/// The pass timeout of `gs` (`spec.timeout`, default 2 min; an invalid value is reported by
+/// [`sync_spec`], meanwhile the default bounds the calls around it).
+pub fn timeout(gs: &GitSync) -> Duration {
+    duration(
+        gs.spec.timeout.as_deref(),
+        Duration::from_secs(120),
+        "timeout",
+    )
+    .unwrap_or(Duration::from_secs(120))
+}
+
+/// When a GitSync's next pass is due, and what it last answered, so that a reconcile woken
+/// by anything else (our own status write, a label change) runs no pass.
+#[derive(Debug, Default)]
+pub struct Due {
+    /// No pass has run yet in this leadership.
+    started: bool,
+    at: Option<Instant>,
+    generation: Option<i64>,
+    requested: Option<String>,
+    api_back: u64,
+    failures: u32,
+}
+
+/// First retry after a transient failure; doubled per failure, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl Due {
+    /// `None` when a pass is due now; else how long until it is.
+    pub fn not_yet(
+        &self,
+        generation: Option<i64>,
+        requested: Option<&str>,
+        api_back: u64,
+    ) -> Option<Duration> {
+        if !self.started
+            || generation != self.generation
+            || requested != self.requested.as_deref()
+            || api_back != self.api_back
+        {
+            return None;
+        }
+        let wait = self.at?.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(wait)
+    }
+
+    /// Whether `requested` (the `reconcile.gitseal.dev/requestedAt` annotation) is a new
+    /// request since the last pass of this leadership: someone (a push webhook, `kubectl
+    /// annotate`) asked for an attempt now, which no backoff holds back.
+    pub fn newly_requested(&self, requested: Option<&str>) -> bool {
+        self.started && requested.is_some() && requested != self.requested.as_deref()
+    }
+
+    fn answered(&mut self, generation: Option<i64>, requested: Option<String>, api_back: u64) {
+        self.started = true;
+        self.generation = generation;
+        self.requested = requested;
+        self.api_back = api_back;
+    }
+
+    /// A pass ended (successfully, or with a failure only a change can fix): the next one
+    /// after `interval`.
+    pub fn done(
+        &mut self,
+        generation: Option<i64>,
+        requested: Option<String>,
+        api_back: u64,
+        interval: Duration,
+    ) {
+        self.answered(generation, requested, api_back);
+        self.failures = 0;
+        self.at = Some(Instant::now() + interval);
+    }
+
+    /// A pass failed in a way that may pass as is later: the next one after a backoff,
+    /// which it returns.
+    pub fn failed(
+        &mut self,
+        generation: Option<i64>,
+        requested: Option<String>,
+        api_back: u64,
+    ) -> Duration {
+        self.answered(generation, requested, api_back);
+        let wait = FIRST_BACKOFF
+            .saturating_mul(1 << self.failures.min(16))
+            .min(MAX_BACKOFF);
+        self.failures = self.failures.saturating_add(1);
+        self.at = Some(Instant::now() + wait);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_reasons_start_a_pass_early() {
+        let mut due = Due::default();
+        assert_eq!(due.not_yet(Some(1), None, 0), None, "first pass");
+        due.done(Some(1), None, 0, Duration::from_secs(60));
+        assert!(due.not_yet(Some(1), None, 0).is_some(), "a status write");
+        assert_eq!(due.not_yet(Some(2), None, 0), None, "spec changed");
+        assert_eq!(due.not_yet(Some(1), Some("now"), 0), None, "requested");
+        assert_eq!(due.not_yet(Some(1), None, 1), None, "API server back");
+        due.done(Some(1), Some("now".into()), 0, Duration::ZERO);
+        assert_eq!(
+            due.not_yet(Some(1), Some("now"), 0),
+            None,
+            "interval passed"
+        );
+    }
+
+    #[test]
+    fn a_new_request_is_told_apart_from_one_already_answered() {
+        let mut due = Due::default();
+        assert!(
+            !due.newly_requested(Some("a")),
+            "no pass yet: nothing to bypass"
+        );
+        due.done(Some(1), Some("a".into()), 0, Duration::from_secs(60));
+        assert!(!due.newly_requested(Some("a")), "answered already");
+        assert!(!due.newly_requested(None), "annotation removed");
+        assert!(due.newly_requested(Some("b")), "a new value");
+        due.failed(Some(1), Some("b".into()), 0);
+        assert!(!due.newly_requested(Some("b")), "answered by a failed pass");
+    }
+
+    #[test]
+    fn transient_failures_back_off_exponentially_up_to_a_minute() {
+        let mut due = Due::default();
+        let waits: Vec<u64> = (0..9)
+            .map(|_| due.failed(None, None, 0).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        due.done(None, None, 0, Duration::from_secs(5));
+        assert_eq!(due.failed(None, None, 0).as_secs(), 1, "reset by a success");
+    }
 }

@@ -40,6 +40,7 @@ use super::backoff::{Backoff, Retries, fingerprint};
 use crate::keys::{KeyStore, KeyUsage, Use};
 use crate::kube_error::kube_message;
 use crate::serve::events::{event_recorder, publish};
+use crate::serve::http::Readiness;
 use crate::serve::metrics::Metrics;
 use secret::{
     Change, Failure, check_template, decide_and_write, desired, open, refuse_unowned, to_core,
@@ -385,9 +386,9 @@ fn error_policy(ss: Arc<SealedSecret>, _e: &Error, ctx: Arc<Context>) -> Action 
     Action::requeue(ctx.transient.failed(uid, 0))
 }
 
-/// Runs the SealedSecret controller until a shutdown signal; `watch_namespace` limits it to
+/// Runs the SealedSecret controller until dropped; `watch_namespace` limits it to
 /// the SealedSecrets (and Secrets) of one namespace.
-pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
+pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &Readiness) {
     let sealed: Api<SealedSecret> = super::scoped_api(&ctx.client, watch_namespace);
     let secrets: Api<Secret> = super::scoped_api(&ctx.client, watch_namespace);
     // `owns` watches metadata only; the label keeps other Secrets out of the stream.
@@ -401,5 +402,13 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>) {
         // backoff. Keys change rarely; an object already up to date writes nothing.
         controller = controller.reconcile_all_on(store.changes());
     }
-    super::run("sealedsecret", controller, reconcile, error_policy, ctx).await;
+    super::run(
+        "sealedsecret",
+        controller,
+        reconcile,
+        error_policy,
+        ctx,
+        readiness,
+    )
+    .await;
 }

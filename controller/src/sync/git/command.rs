@@ -16,12 +16,16 @@ use zeroize::Zeroizing;
 use super::error::{GitError, classify, io, scrub};
 use super::reference::GitRef;
 use super::remote::{GitAuth, Remote, Transport};
-use super::{Checkout, GitSource};
+use super::{Checkout, GitSource, TreeLease};
 
 /// Runs git commands for one fetch.
 pub(super) struct Git {
     git_dir: PathBuf,
+    /// Scratch work tree of the checkout in progress.
     tree: PathBuf,
+    /// `<commit>/`: one finished, immutable checkout per commit (beside the clone, so that
+    /// starting the clone over leaves the snapshots in use alone).
+    trees: PathBuf,
     url: String,
     display: String,
     timeout: Duration,
@@ -212,6 +216,7 @@ impl Git {
         Ok(Git {
             git_dir: root.join("git"),
             tree: root.join("tree"),
+            trees: root.with_extension("trees"),
             url: remote.url.clone(),
             display: remote.display.clone(),
             timeout: src.timeout,
@@ -301,18 +306,38 @@ impl Git {
             false,
         )
         .await?;
-        self.run(
-            "checkout",
-            &["checkout", "--quiet", "--force", "--detach", &commit],
-            true,
-        )
-        .await?;
-        self.run("clean", &["clean", "--quiet", "-ffdx"], true)
+        // Each commit is checked out once into the scratch tree, which then moves to its own
+        // snapshot folder: complete or absent, never changed after, so a render never sees
+        // another pass's half-done checkout.
+        let snapshot = self.trees.join(&commit);
+        if !snapshot.is_dir() {
+            tokio::fs::create_dir_all(&self.tree)
+                .await
+                .map_err(io(format!("work tree {}", self.tree.display())))?;
+            // `--force` also rewrites the files the index lists but the (new, empty) tree
+            // lacks.
+            self.run(
+                "checkout",
+                &["checkout", "--quiet", "--force", "--detach", &commit],
+                true,
+            )
             .await?;
+            self.run("clean", &["clean", "--quiet", "-ffdx"], true)
+                .await?;
+            tokio::fs::create_dir_all(&self.trees)
+                .await
+                .map_err(io(format!("snapshots {}", self.trees.display())))?;
+            tokio::fs::rename(&self.tree, &snapshot)
+                .await
+                .map_err(io(format!("snapshot {}", snapshot.display())))?;
+        }
+        let lease = TreeLease::take(&self.trees, &commit)?;
+        remove_unused_snapshots(&self.trees, &commit);
         Ok(Checkout {
-            dir: self.tree.clone(),
+            dir: snapshot,
             revision: reference.revision(&commit),
             commit,
+            lease,
         })
     }
 
@@ -531,4 +556,32 @@ impl Drop for KeyFile<'_> {
 
 fn sh_quote(p: &Path) -> String {
     format!("'{}'", p.to_string_lossy().replace('\'', "'\\''"))
+}
+
+/// Removes the snapshots of other commits that no pass holds (called under the fetch lock,
+/// so no new lease on them can start meanwhile). Failures only leave a folder behind.
+fn remove_unused_snapshots(trees: &std::path::Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(trees) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == keep || name.ends_with(".lock") || !e.path().is_dir() {
+            continue;
+        }
+        let lock = trees.join(format!("{name}.lock"));
+        let Ok(file) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+        else {
+            continue;
+        };
+        // Held (shared) by a pass still reading it: leave it for a later fetch.
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(e.path());
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
 }

@@ -43,12 +43,13 @@
 //! alternate refs command, askpass and credential helpers, filter drivers by defining none),
 //! and the clone's config is rewritten from scratch before each fetch.
 //!
-//! Cache layout: `<cache_dir>/<key>/git` (the repository, no work tree inside) and
-//! `<cache_dir>/<key>/tree` (the checked-out files, nothing else), where `<key>` hashes the
-//! URL (credentials removed) and the ref, so two sources on different branches of one
-//! repository never share a work tree. A lock file `<cache_dir>/<key>.lock` serialises fetches
-//! of the same key; the returned work tree stays as it is until the next fetch of the same
-//! URL and ref.
+//! Cache layout: `<cache_dir>/<key>/git` (the repository, no work tree inside),
+//! `<cache_dir>/<key>/tree` (scratch: a checkout in progress) and
+//! `<cache_dir>/<key>.trees/<commit>` (one finished checkout per commit, nothing else), where
+//! `<key>` hashes the URL (credentials removed) and the ref, so two sources on different
+//! branches of one repository never share a work tree. A lock file `<cache_dir>/<key>.lock`
+//! serialises fetches of the same key. A returned snapshot never changes and stays until no
+//! [`Checkout`] holds it (a shared lock on `<commit>.lock`); a later fetch removes the others.
 
 mod cache;
 mod command;
@@ -103,13 +104,53 @@ impl fmt::Debug for GitSource {
 /// The result of a fetch: the work tree and the commit it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkout {
-    /// The work tree (only the repository's files; the git folder lives beside it).
+    /// The commit's snapshot (only the repository's files; the git folder lives elsewhere).
+    /// It does not change, and is not removed while this value (or a clone) lives.
     pub dir: PathBuf,
     /// Full object name of the checked-out commit (lowercase hex).
     pub commit: String,
     /// Flux-style revision: `main@sha1:<hex>`, `v1.0@sha1:<hex>`, or `sha1:<hex>` for a commit ref.
     pub revision: String,
+    pub(crate) lease: TreeLease,
 }
+
+/// A shared lock on a snapshot: while any is held, no fetch removes the snapshot.
+#[derive(Clone)]
+pub(crate) struct TreeLease {
+    /// Held, never read: the shared lock lasts as long as the file is open.
+    _lock: std::sync::Arc<std::fs::File>,
+}
+
+impl TreeLease {
+    fn take(trees: &Path, commit: &str) -> Result<TreeLease, GitError> {
+        let path = trees.join(format!("{commit}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(format!("lock file {}", path.display())))?;
+        file.lock_shared()
+            .map_err(io(format!("lock file {}", path.display())))?;
+        Ok(TreeLease {
+            _lock: std::sync::Arc::new(file),
+        })
+    }
+}
+
+impl fmt::Debug for TreeLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TreeLease")
+    }
+}
+
+// Two checkouts of the same commit are equal whoever holds the lease.
+impl PartialEq for TreeLease {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for TreeLease {}
 
 impl GitSource {
     /// The URL without credentials, for logs.

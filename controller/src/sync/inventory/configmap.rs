@@ -1,6 +1,6 @@
 //! Where `gitseal-agent sync` keeps its inventory between runs (a ConfigMap in the agent's
-//! namespace), so that `--once` runs in CI prune what left git. `run` keeps it in each
-//! GitSync's status instead.
+//! namespace), so that `--once` runs in CI prune what left git. `run` keeps GitSyncs'
+//! inventories in [`super::shards`].
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -50,4 +50,38 @@ pub async fn save(
     )
     .await?;
     Ok(())
+}
+
+/// The `sync` command's ConfigMap as an [`InventoryStore`](super::InventoryStore).
+pub struct ConfigMapStore {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl super::InventoryStore for ConfigMapStore {
+    async fn save(&mut self, entries: &[InventoryEntry]) -> Result<(), super::InventoryError> {
+        match save(&self.client, &self.namespace, &self.name, entries).await {
+            Ok(()) => Ok(()),
+            // Bootstrap before the agent namespace exists: the pass goes on, as before; only
+            // pruning by a later `sync` depends on this record.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                tracing::warn!(
+                    namespace = %self.namespace,
+                    "inventory not saved: the namespace does not exist; a later `sync` cannot prune what this one applied"
+                );
+                Ok(())
+            }
+            Err(e) => Err(super::InventoryError::api(
+                format!("ConfigMap {}", configmap_name(&self.name)),
+                &e,
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConfigMapStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConfigMapStore({}/{})", self.namespace, self.name)
+    }
 }
