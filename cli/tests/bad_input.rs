@@ -383,11 +383,11 @@ fn cases() -> Vec<Case> {
             .args(&sy)
             .expect(&["in.yaml", "document 1", "once aliases are expanded", "(limit: nodes per file)"]),
         case("a tag before a comma in a flow sequence (made the old pre-scan parser panic)")
-            .file("in.yaml", "[!t,\n".to_owned())
+            .file("in.yaml", "[!t,\n")
             .args(&sy)
             .expect(&["in.yaml", "document 1"]),
         case("a quoted key before a block scalar indicator (made the old pre-scan parser panic)")
-            .file("in.yaml", "a: ''|\n 0\n".to_owned())
+            .file("in.yaml", "a: ''|\n 0\n")
             .args(&sy)
             .expect(&["in.yaml", "document 1"]),
         case("flow sequences nested 100,000 deep")
