@@ -9,7 +9,7 @@ use gitseal_api::GitSync;
 use gitseal_api::names::{SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL};
 use gitseal_testenv::e2e::commit_file;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use support::{
     AgentTest, agent_binary, apply_gitsync, configmaps_yaml, git, managed_configmaps, wait_for,
     wait_ready,
@@ -253,5 +253,48 @@ async fn a_tampered_inventory_prunes_nothing_that_is_not_the_gitsyncs() {
     assert!(
         other.get_opt("labelled").await.expect("get").is_some(),
         "the finalizer pruned in another namespace, which the GitSync's passes may not write"
+    );
+}
+
+/// Removing the finalizer by hand (as someone who wants the GitSync gone without a prune
+/// would) orphans its objects, and its inventory shards go with it: they are owned by the
+/// GitSync, so the garbage collector deletes them.
+#[tokio::test]
+async fn removing_the_finalizer_by_hand_orphans_and_the_inventory_goes() {
+    let t = AgentTest::new("unfinalized").await;
+    let (client, ns) = (t.client.clone(), t.app_ns.clone());
+    let repo = t.work.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit_file(
+        &repo,
+        "apps/cms.yaml",
+        &configmaps_yaml(&ns, "kept", 3, "1"),
+        "three",
+    );
+    let mut agent = t.start_agent(agent_binary, &[]);
+    apply_gitsync(&client, &ns, "apps", spec(&repo, "apps", true)).await;
+    wait_ready(&client, &ns, "apps", None).await;
+    assert_eq!(shards(&client, &ns, "apps").await, 1);
+    // No agent to put the finalizer back meanwhile.
+    agent.kill();
+    let api: Api<GitSync> = Api::namespaced(client.clone(), &ns);
+    api.patch(
+        "apps",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove the finalizer");
+    delete(&client, &ns, "apps").await;
+    gone(&client, &ns, "apps").await;
+    wait_for("the inventory shards collected", || async {
+        (shards(&client, &ns, "apps").await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        managed_configmaps(&client, &ns, "apps").await.len(),
+        3,
+        "objects of a GitSync whose finalizer was removed were deleted"
     );
 }
