@@ -121,10 +121,11 @@ fn bad_default_service_account_is_refused() {
 #[test]
 fn unsafe_leader_election_timings_are_refused_naming_the_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (what, args) in [
+    for (what, args, flag) in [
         (
             "a renew deadline as long as the lease",
             &["--lease-duration", "8s", "--lease-renew-deadline", "8s"][..],
+            "--lease-duration",
         ),
         (
             "a lease shorter than a second",
@@ -134,13 +135,18 @@ fn unsafe_leader_election_timings_are_refused_naming_the_flags() {
                 "--lease-renew-deadline",
                 "100ms",
             ][..],
+            "--lease-duration",
         ),
-        ("an empty identity", &["--leader-identity", ""][..]),
+        (
+            "an empty identity",
+            &["--leader-identity", ""][..],
+            "--leader-identity",
+        ),
     ] {
         let out = run(args, dir.path());
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {err}");
-        assert!(err.contains("--lease-duration"), "{what}: {err}");
+        assert!(err.contains(flag), "{what}: {err}");
         assert!(
             !err.contains("no cluster configuration"),
             "{what}: looked for a cluster first: {err}"

@@ -43,6 +43,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 .unwrap_or_else(default_identity),
         )
     };
+    if args.leader_identity.as_deref() == Some("") {
+        return Err(anyhow!(
+            "--leader-identity: must not be empty (it names this replica in the Lease)"
+        ));
+    }
     lease.check().map_err(|e| {
         anyhow!(
             "--lease-duration {:?} / --lease-renew-deadline {:?}: {e}",
