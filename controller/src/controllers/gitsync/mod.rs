@@ -8,7 +8,8 @@
 //! it was unreachable, or the retry of a transient failure (exponential backoff). Anything
 //! else the watch delivers — notably the agent's own status writes — does not. A new
 //! `requestedAt` also clears the backoff of a revision that failed in a way only a change
-//! can fix: whoever asks for a pass gets an attempt.
+//! can fix: whoever asks for a pass gets an attempt (at most one per 5 s,
+//! [`source::REQUEST_SPACING`]).
 //!
 //! Each GitSync carries the finalizer `gitseal.dev/gitsync`; [`deletion`] prunes or orphans
 //! its objects before it goes.
@@ -332,7 +333,12 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     if source.due.newly_requested(requested.as_deref()) && source.state.retry.failures() > 0 {
         // Asked for a pass (a push webhook, `kubectl annotate`): attempted now, even if the
-        // revision failed before and its backoff is not over.
+        // revision failed before and its backoff is not over — at most once per
+        // REQUEST_SPACING, so requests cannot make a failing revision cost more than that.
+        // A request that comes sooner stays unanswered until then.
+        if let Err(wait) = source.due.admit_request(Instant::now()) {
+            return Ok(Action::requeue(wait));
+        }
         tracing::info!(gitsync = %key, "pass requested: the failure backoff is cleared");
         source.state.retry.succeeded();
     }

@@ -239,7 +239,15 @@ pub struct Due {
     requested: Option<String>,
     api_back: u64,
     failures: u32,
+    /// When a request last cleared the failure backoff.
+    bypassed: Option<Instant>,
 }
+
+/// How often requests may clear the failure backoff of a GitSync: the first delay of that
+/// backoff ([`crate::controllers::backoff::Backoff::PERMANENT`]), so however many requests
+/// come (a webhook replayed under new delivery ids, several Receivers), a revision that
+/// fails for good is attempted at most once per 5 s, and each request within 5 s.
+pub const REQUEST_SPACING: Duration = crate::controllers::backoff::Backoff::PERMANENT.first;
 
 /// First retry after a transient failure; doubled per failure, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -269,6 +277,19 @@ impl Due {
     /// annotate`) asked for an attempt now, which no backoff holds back.
     pub fn newly_requested(&self, requested: Option<&str>) -> bool {
         self.started && requested.is_some() && requested != self.requested.as_deref()
+    }
+
+    /// A new request may clear the failure backoff now (`Ok`), or only after the returned
+    /// wait: requests are honoured at most once per [`REQUEST_SPACING`].
+    pub fn admit_request(&mut self, now: Instant) -> Result<(), Duration> {
+        if let Some(at) = self.bypassed {
+            let next = at + REQUEST_SPACING;
+            if now < next {
+                return Err(next - now);
+            }
+        }
+        self.bypassed = Some(now);
+        Ok(())
     }
 
     fn answered(&mut self, generation: Option<i64>, requested: Option<String>, api_back: u64) {
@@ -344,6 +365,16 @@ mod tests {
         assert!(due.newly_requested(Some("b")), "a new value");
         due.failed(Some(1), Some("b".into()), 0);
         assert!(!due.newly_requested(Some("b")), "answered by a failed pass");
+    }
+
+    #[test]
+    fn requests_clear_the_backoff_at_most_once_per_spacing() {
+        let mut due = Due::default();
+        let t0 = Instant::now();
+        assert_eq!(due.admit_request(t0), Ok(()));
+        let wait = due.admit_request(t0 + Duration::from_secs(1)).unwrap_err();
+        assert_eq!(wait, REQUEST_SPACING - Duration::from_secs(1));
+        assert_eq!(due.admit_request(t0 + REQUEST_SPACING), Ok(()));
     }
 
     #[test]
