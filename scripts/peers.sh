@@ -6,8 +6,10 @@
 #   kubeseal  github.com/bitnami-labs/sealed-secrets     (`go install` refuses this module
 #             path, so: go mod download, copy the module folder somewhere writable, go build
 #             ./cmd/kubeseal inside it)
+#   sealed-secrets-controller  the same module's ./cmd/controller, built the same way (only
+#             scripts/bench-sealed.sh uses it, so it is built only when named)
 #
-#   scripts/peers.sh              # both; prints the peers folder (the only line on stdout)
+#   scripts/peers.sh              # sops and kubeseal; prints the peers folder (the only line on stdout)
 #   scripts/peers.sh sops         # only the ones named
 #
 # Each binary has a stamp (version + this script's build flags); a binary whose stamp matches
@@ -34,7 +36,8 @@ stamp_for() {
     case "$1" in
         sops) echo "sops $SOPS_VERSION $flags_stamp" ;;
         kubeseal) echo "kubeseal $KUBESEAL_VERSION $flags_stamp" ;;
-        *) echo "peers.sh: unknown peer '$1' (sops, kubeseal)" >&2; exit 2 ;;
+        sealed-secrets-controller) echo "sealed-secrets-controller $KUBESEAL_VERSION $flags_stamp" ;;
+        *) echo "peers.sh: unknown peer '$1' (sops, kubeseal, sealed-secrets-controller)" >&2; exit 2 ;;
     esac
 }
 
@@ -66,19 +69,23 @@ build_sops() {
     rm -rf "$tmp"
 }
 
-build_kubeseal() {
+# build_sealed_secrets CMD OUT: `go build ./cmd/CMD` of sealed-secrets into $out/OUT.
+build_sealed_secrets() {
     local dir tmp
     dir="$(go mod download -json "github.com/bitnami-labs/sealed-secrets@$KUBESEAL_VERSION" |
         sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
     [ -d "$dir" ] || { echo "peers.sh: go mod download gave no module folder for sealed-secrets@$KUBESEAL_VERSION" >&2; exit 1; }
-    tmp="$(mktemp -d "$out/.kubeseal-build.XXXXXX")"
+    tmp="$(mktemp -d "$out/.$2-build.XXXXXX")"
     # The module cache is read-only; go build wants to own its module folder.
     cp -r "$dir/." "$tmp/src"
     chmod -R u+w "$tmp/src"
-    (cd "$tmp/src" && go build -trimpath -ldflags "$ldflags -X main.VERSION=$KUBESEAL_VERSION" -o "$tmp/kubeseal" ./cmd/kubeseal)
-    mv -f "$tmp/kubeseal" "$out/kubeseal"
+    (cd "$tmp/src" && go build -trimpath -ldflags "$ldflags -X main.VERSION=$KUBESEAL_VERSION" -o "$tmp/$2" "./cmd/$1")
+    mv -f "$tmp/$2" "$out/$2"
     rm -rf "$tmp"
 }
+
+build_kubeseal() { build_sealed_secrets kubeseal kubeseal; }
+build_sealed-secrets-controller() { build_sealed_secrets controller sealed-secrets-controller; }
 
 for t in "${want[@]}"; do
     if fresh "$t"; then continue; fi # another run finished it while we waited for the lock

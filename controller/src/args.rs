@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Only watch GitSyncs and SealedSecrets in this namespace (default: all namespaces).
     #[arg(long)]
     pub watch_namespace: Option<String>,
+    /// SealedSecrets (and, each kind apart, ResealRequests and Receivers) reconciled at
+    /// once; more wait in the queue. Bounds the memory a burst of new objects costs.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub reconcile_concurrency: u16,
     /// A new active sealing key when the newest is older than this; `0` = never.
     #[arg(long, default_value = "720h", value_parser = humantime::parse_duration)]
     pub key_renewal: Duration,

@@ -169,7 +169,11 @@ async fn lead(parts: Parts<'_>, mut leading: watch::Receiver<bool>) {
         // answers, and its cache tells the endpoint which Receivers still exist.
         let webhooks = args.webhook_addr.map(|addr| {
             let hooks = Hooks::default();
-            let controller = receiver::controller(client, args.watch_namespace.as_deref());
+            let controller = receiver::controller(
+                client,
+                args.watch_namespace.as_deref(),
+                args.reconcile_concurrency,
+            );
             let store = controller.store();
             let state = WebhookState::new(hooks.clone(), client.clone(), store.clone())
                 .with_metrics(metrics.clone())
@@ -222,8 +226,8 @@ async fn lead(parts: Parts<'_>, mut leading: watch::Receiver<bool>) {
         let controllers = async {
             tokio::join!(
                 gitsync::run(ctx, watch_ns, readiness),
-                sealed_secret::run(sealed_ctx, watch_ns, readiness),
-                reseal_request::run(reseal_ctx, readiness),
+                sealed_secret::run(sealed_ctx, watch_ns, args.reconcile_concurrency, readiness),
+                reseal_request::run(reseal_ctx, args.reconcile_concurrency, readiness),
                 receivers,
             )
         };

@@ -247,11 +247,15 @@ fn error_policy(_r: Arc<Receiver>, _e: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(15))
 }
 
-/// The Receiver controller, not yet running; its cache (`.store()`) is what the webhook
-/// endpoint checks each request against.
-pub fn controller(client: &kube::Client, watch_namespace: Option<&str>) -> Controller<Receiver> {
+/// The Receiver controller, not yet running (at most `concurrency` reconciles at once); its
+/// cache (`.store()`) is what the webhook endpoint checks each request against.
+pub fn controller(
+    client: &kube::Client,
+    watch_namespace: Option<&str>,
+    concurrency: u16,
+) -> Controller<Receiver> {
     let api: Api<Receiver> = super::scoped_api(client, watch_namespace);
-    Controller::new(api, watcher::Config::default())
+    super::lean_controller(api, watcher::Config::default(), concurrency)
 }
 
 /// Runs `controller` until a shutdown signal. A change to a token Secret (labelled) or to a

@@ -30,7 +30,7 @@ use gitseal_api::reseal_request::{
 use gitseal_api::{ResealItem, ResealRequest, ResealRequestStatus};
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use rayon::prelude::*;
 
@@ -351,10 +351,11 @@ fn error_policy(rr: Arc<ResealRequest>, _e: &Error, ctx: Arc<Context>) -> Action
     Action::requeue(ctx.retries.failed(uid, 0))
 }
 
-/// Answers ResealRequests in the agent's namespace until dropped.
-pub async fn run(ctx: Arc<Context>, readiness: &Readiness) {
+/// Answers ResealRequests in the agent's namespace until dropped, at most `concurrency` at
+/// once.
+pub async fn run(ctx: Arc<Context>, concurrency: u16, readiness: &Readiness) {
     let api: Api<ResealRequest> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let controller = Controller::new(api, watcher::Config::default());
+    let controller = super::lean_controller(api, watcher::Config::default(), concurrency);
     super::run(
         "resealrequest",
         controller,

@@ -12,7 +12,8 @@
 //! ([`crate::sync::open`]) and the SealedSecret controller, each giving a [`Use`] per object.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use gitseal::KeyId;
 use gitseal_api::names::{KEYS_FIELD_MANAGER, USAGE_CONFIGMAP};
@@ -55,6 +56,11 @@ impl Use {
 /// Records key usage and writes the ConfigMap when what it says changes. Cloning is cheap;
 /// every clone shares one state, so the GitSync and SealedSecret controllers write one
 /// ConfigMap together.
+///
+/// Recording is cheap and never waits for the API: the ConfigMap is written behind, by one
+/// writer at a time that writes the latest state and then again if more changed meanwhile.
+/// A thousand SealedSecrets reconciled at once cost a few writes of the whole map, not a
+/// thousand growing ones in a row.
 #[derive(Debug, Clone)]
 pub struct KeyUsage {
     keys: KeyStore,
@@ -70,12 +76,19 @@ pub struct UsageState {
     last_used: BTreeMap<String, String>,
     /// The ConfigMap data as last read or written.
     written: BTreeMap<String, String>,
+    /// Something changed since the data was last computed for a write.
+    dirty: bool,
+    /// A writer task is running (it picks up whatever is dirty before it stops).
+    writing: bool,
 }
 
 fn today() -> String {
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     now.chars().take(10).collect()
 }
+
+/// Time the writer waits before each write, so that the records of a burst share it.
+const COALESCE: Duration = Duration::from_millis(200);
 
 impl UsageState {
     fn load(&mut self, data: BTreeMap<String, String>) {
@@ -92,6 +105,24 @@ impl UsageState {
         }
         self.written = data;
         self.loaded = true;
+    }
+
+    /// Replaces what `source` needs; whether that changed anything.
+    fn set(&mut self, source: &str, needs: BTreeMap<String, BTreeSet<String>>, day: &str) -> bool {
+        let mut changed = false;
+        for id in needs.values().flatten() {
+            if self.last_used.get(id).map(String::as_str) != Some(day) {
+                self.last_used.insert(id.clone(), day.to_owned());
+                changed = true;
+            }
+        }
+        if needs.is_empty() {
+            changed |= self.by_source.remove(source).is_some();
+        } else if self.by_source.get(source) != Some(&needs) {
+            self.by_source.insert(source.to_owned(), needs);
+            changed = true;
+        }
+        changed
     }
 
     fn data(&self) -> BTreeMap<String, String> {
@@ -128,8 +159,10 @@ impl KeyUsage {
         }
     }
 
-    /// Records what `source` needs now (replacing what it needed before; no uses = none)
-    /// and writes the usage ConfigMap in `namespace` when that changed what it says.
+    /// Records what `source` needs now (replacing what it needed before; no uses = none).
+    /// When that changes what the usage ConfigMap in `namespace` says, a writer writes it
+    /// behind (failures are logged and retried with the next change). Errs only when the
+    /// ConfigMap could not be read the first time.
     pub async fn record(
         &self,
         client: &kube::Client,
@@ -138,16 +171,6 @@ impl KeyUsage {
         uses: &[Use],
     ) -> Result<(), kube::Error> {
         let snap = self.keys.snapshot();
-        let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-        let mut state = self.state.lock().await;
-        if !state.loaded {
-            let data = api
-                .get_opt(USAGE_CONFIGMAP)
-                .await?
-                .and_then(|cm| cm.data)
-                .unwrap_or_default();
-            state.load(data);
-        }
         let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for u in uses {
             let ids: BTreeSet<String> = u
@@ -160,32 +183,28 @@ impl KeyUsage {
                 needs.entry(u.object.clone()).or_default().extend(ids);
             }
         }
-        let day = today();
-        for id in needs.values().flatten() {
-            state.last_used.insert(id.clone(), day.clone());
+        let mut state = self.state.lock().await;
+        if !state.loaded {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+            let data = api
+                .get_opt(USAGE_CONFIGMAP)
+                .await?
+                .and_then(|cm| cm.data)
+                .unwrap_or_default();
+            state.load(data);
         }
-        if needs.is_empty() {
-            state.by_source.remove(source);
-        } else {
-            state.by_source.insert(source.to_owned(), needs);
+        if state.set(source, needs, &today()) {
+            state.dirty = true;
         }
-        let data = state.data();
-        if data == state.written {
-            return Ok(());
+        if state.dirty && !state.writing {
+            state.writing = true;
+            let writer = Writer {
+                state: Arc::downgrade(&self.state),
+                client: client.clone(),
+                namespace: namespace.to_owned(),
+            };
+            tokio::spawn(writer.run());
         }
-        let body = json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": USAGE_CONFIGMAP, "namespace": namespace},
-            "data": data,
-        });
-        api.patch(
-            USAGE_CONFIGMAP,
-            &PatchParams::apply(KEYS_FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-        tracing::info!(source, "key usage updated");
-        state.written = data;
         Ok(())
     }
 
@@ -201,6 +220,66 @@ impl KeyUsage {
         let source = format!("gitsync:{}/{}", gitsync.0, gitsync.1);
         if let Err(e) = self.record(client, namespace, &source, uses).await {
             tracing::warn!(source, error = %kube_message(&e), "key usage: could not record");
+        }
+    }
+}
+
+/// Writes the usage ConfigMap behind [`KeyUsage::record`] until nothing more changed. It
+/// stops, unwritten, once every [`KeyUsage`] is gone (the controllers stopped: this replica
+/// no longer leads, and the next leader reads the ConfigMap afresh).
+struct Writer {
+    state: Weak<Mutex<UsageState>>,
+    client: kube::Client,
+    namespace: String,
+}
+
+impl Writer {
+    async fn run(self) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        loop {
+            tokio::time::sleep(COALESCE).await;
+            let Some(state) = self.state.upgrade() else {
+                return;
+            };
+            let data = {
+                let mut s = state.lock().await;
+                if !s.dirty {
+                    s.writing = false;
+                    return;
+                }
+                s.dirty = false;
+                let data = s.data();
+                if data == s.written {
+                    continue;
+                }
+                data
+            };
+            let body = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": USAGE_CONFIGMAP, "namespace": self.namespace},
+                "data": data,
+            });
+            let written = api
+                .patch(
+                    USAGE_CONFIGMAP,
+                    &PatchParams::apply(KEYS_FIELD_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await;
+            let mut s = state.lock().await;
+            match written {
+                Ok(_) => {
+                    tracing::info!(keys = data.len(), "key usage updated");
+                    s.written = data;
+                }
+                Err(e) => {
+                    // Tried again with the next change (a pass or a reconcile records again).
+                    tracing::warn!(error = %kube_message(&e), "key usage: could not write");
+                    s.dirty = true;
+                    s.writing = false;
+                    return;
+                }
+            }
         }
     }
 }
@@ -224,5 +303,29 @@ mod tests {
         assert_eq!(t.data(), data);
         let e: UsageEntry = serde_json::from_str(&data["11111111"]).unwrap();
         assert!(e.objects.is_empty());
+    }
+
+    #[test]
+    fn set_says_whether_anything_changed() {
+        let mut s = UsageState::default();
+        let needs = |ids: &[&str]| -> BTreeMap<String, BTreeSet<String>> {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "app/db".to_string(),
+                ids.iter().map(|i| i.to_string()).collect(),
+            );
+            m
+        };
+        assert!(s.set("sealedsecret:app/db", needs(&["0a0b0c0d"]), "2026-11-26"));
+        // The same again, the same day: nothing to write.
+        assert!(!s.set("sealedsecret:app/db", needs(&["0a0b0c0d"]), "2026-11-26"));
+        // Another day: the date moves.
+        assert!(s.set("sealedsecret:app/db", needs(&["0a0b0c0d"]), "2026-11-27"));
+        // Another key.
+        assert!(s.set("sealedsecret:app/db", needs(&["11111111"]), "2026-11-27"));
+        // Nothing needed any more, then again nothing.
+        assert!(s.set("sealedsecret:app/db", BTreeMap::new(), "2026-11-27"));
+        assert!(!s.set("sealedsecret:app/db", BTreeMap::new(), "2026-11-27"));
+        assert_eq!(s.last_used.len(), 2);
     }
 }

@@ -30,7 +30,7 @@ use gitseal_api::names::{MANAGED_ANNOTATION, SEALED_SECRET_LABEL};
 use gitseal_api::{SealedSecret, SealedSecretStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -387,15 +387,26 @@ fn error_policy(ss: Arc<SealedSecret>, _e: &Error, ctx: Arc<Context>) -> Action 
 }
 
 /// Runs the SealedSecret controller until dropped; `watch_namespace` limits it to
-/// the SealedSecrets (and Secrets) of one namespace.
-pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &Readiness) {
+/// the SealedSecrets (and Secrets) of one namespace; at most `concurrency` reconciles run at
+/// once.
+///
+/// What it keeps in memory: the SealedSecrets (without managedFields) and nothing of any
+/// Secret: Secrets are watched as metadata only (`owns`), and the one a reconcile needs is
+/// read then and dropped (its values overwritten) when the reconcile ends.
+pub async fn run(
+    ctx: Arc<Context>,
+    watch_namespace: Option<&str>,
+    concurrency: u16,
+    readiness: &Readiness,
+) {
     let sealed: Api<SealedSecret> = super::scoped_api(&ctx.client, watch_namespace);
     let secrets: Api<Secret> = super::scoped_api(&ctx.client, watch_namespace);
     // `owns` watches metadata only; the label keeps other Secrets out of the stream.
-    let mut controller = Controller::new(sealed, watcher::Config::default()).owns(
-        secrets,
-        watcher::Config::default().labels(SEALED_SECRET_LABEL),
-    );
+    let mut controller = super::lean_controller(sealed, watcher::Config::default(), concurrency)
+        .owns(
+            secrets,
+            watcher::Config::default().labels(SEALED_SECRET_LABEL),
+        );
     if let Some((store, _)) = &ctx.keys {
         // A key added or restored may open what failed: every SealedSecret is tried again at
         // once (its fingerprint changed, so no backoff holds it), without waiting out its
