@@ -8,8 +8,12 @@
 #             ./cmd/kubeseal inside it)
 #   sealed-secrets-controller  the same module's ./cmd/controller, built the same way (only
 #             scripts/bench-sealed.sh uses it, so it is built only when named)
+#   helm      helm.sh/helm/v3/cmd/helm                   (go install; the chart tests:
+#             `helm lint`, `helm template`)
+#   kustomize sigs.k8s.io/kustomize/kustomize/v5         (go install; the binary the agent's
+#             container image ships, for the image's runtime-contract test)
 #
-#   scripts/peers.sh              # sops and kubeseal; prints the peers folder (the only line on stdout)
+#   scripts/peers.sh              # sops, kubeseal, helm and kustomize; prints the peers folder (the only line on stdout)
 #   scripts/peers.sh sops         # only the ones named
 #
 # Each binary has a stamp (version + this script's build flags); a binary whose stamp matches
@@ -20,6 +24,9 @@ set -euo pipefail
 
 SOPS_VERSION=v3.13.3
 KUBESEAL_VERSION=v0.40.0
+HELM_VERSION=v3.22.0
+# Also in deploy/image/Dockerfile (KUSTOMIZE_VERSION): the image ships this kustomize.
+KUSTOMIZE_VERSION=v5.8.2
 
 out="${GITSEAL_CACHE_DIR:-$HOME/.cache/gitseal}/peers"
 mkdir -p "$out"
@@ -30,14 +37,16 @@ ldflags="-s -w"
 flags_stamp="trimpath $ldflags cgo0"
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(sops kubeseal)
+[ ${#want[@]} -gt 0 ] || want=(sops kubeseal helm kustomize)
 
 stamp_for() {
     case "$1" in
         sops) echo "sops $SOPS_VERSION $flags_stamp" ;;
         kubeseal) echo "kubeseal $KUBESEAL_VERSION $flags_stamp" ;;
         sealed-secrets-controller) echo "sealed-secrets-controller $KUBESEAL_VERSION $flags_stamp" ;;
-        *) echo "peers.sh: unknown peer '$1' (sops, kubeseal, sealed-secrets-controller)" >&2; exit 2 ;;
+        helm) echo "helm $HELM_VERSION $flags_stamp k8s1.37" ;;
+        kustomize) echo "kustomize $KUSTOMIZE_VERSION $flags_stamp" ;;
+        *) echo "peers.sh: unknown peer '$1' (sops, kubeseal, sealed-secrets-controller, helm, kustomize)" >&2; exit 2 ;;
     esac
 }
 
@@ -68,6 +77,25 @@ build_sops() {
     mv -f "$tmp/sops" "$out/sops"
     rm -rf "$tmp"
 }
+
+# go_install NAME MODULE/PKG@VERSION [LDFLAGS]: `go install` into a temporary folder, then
+# into $out.
+go_install() {
+    local tmp
+    tmp="$(mktemp -d "$out/.$1-build.XXXXXX")"
+    GOBIN="$tmp" go install -trimpath -ldflags "$ldflags ${3:-}" "$2"
+    mv -f "$tmp/$1" "$out/$1"
+    rm -rf "$tmp"
+}
+
+# As helm's Makefile stamps a release: its version, and the Kubernetes version its client
+# libraries are (the default of `helm template` and `helm lint`; v3.22 uses k8s.io v0.37).
+HELM_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    HELM_LDFLAGS+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=37"
+done
+build_helm() { go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"; }
+build_kustomize() { go_install kustomize "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"; }
 
 # build_sealed_secrets CMD OUT: `go build ./cmd/CMD` of sealed-secrets into $out/OUT.
 build_sealed_secrets() {

@@ -2,7 +2,7 @@
 # Runs every test of gitseal on this machine, installing and building what they need first:
 # Debian packages, then the Kubernetes control plane (etcd + kube-apiserver +
 # kube-controller-manager built from Go modules, cached under ~/.cache/gitseal), the peer tools
-# sops and kubeseal (scripts/peers.sh, cached likewise), then
+# sops, kubeseal, helm and kustomize (scripts/peers.sh, cached likewise), then
 # formatting and lint checks, then the whole cargo test suite (the slow scenario binaries
 # beside the rest).
 set -euo pipefail
@@ -18,8 +18,9 @@ if [ -x tests/controlplane/build.sh ]; then
   tests/controlplane/build.sh >/dev/null
 fi
 
-# sops and kubeseal, built from the Go module proxy (cached), for the import interop tests.
-echo "== peer tools (sops, kubeseal)" >&2
+# sops and kubeseal (import interop tests), helm (chart tests) and kustomize (image-contract
+# test), built from the Go module proxy (cached).
+echo "== peer tools (sops, kubeseal, helm, kustomize)" >&2
 scripts/peers.sh >/dev/null
 
 echo "== cargo fmt --check" >&2

@@ -48,7 +48,23 @@ pub async fn client(c: &ClusterArgs) -> Result<kube::Client> {
                 .context("kubeconfig")?,
         }
     };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+    kube::Client::try_from(with_user_agent(config)).context("cannot build a Kubernetes client")
+}
+
+/// The User-Agent of the CLI's requests: `gitseal/VERSION`, so API server audit logs tell
+/// gitseal from kubectl.
+pub fn user_agent() -> String {
+    format!("gitseal/{}", env!("CARGO_PKG_VERSION"))
+}
+
+fn with_user_agent(mut config: kube::Config) -> kube::Config {
+    if let Ok(ua) = http::HeaderValue::from_str(&user_agent()) {
+        config
+            .headers
+            .retain(|(name, _)| name != http::header::USER_AGENT);
+        config.headers.push((http::header::USER_AGENT, ua));
+    }
+    config
 }
 
 /// An API error worded for the person at the terminal: what was attempted, where, and for a

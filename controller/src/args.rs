@@ -19,6 +19,10 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
+    /// Least severe log level written. `GITSEAL_LOG` (a tracing filter such as
+    /// `info,gitseal_agent::sync=debug`), when set, wins.
+    #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"], default_value = "info")]
+    pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -153,3 +153,15 @@ fn unsafe_leader_election_timings_are_refused_naming_the_flags() {
         );
     }
 }
+
+#[test]
+fn a_bad_log_level_is_refused_naming_the_levels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["--log-level", "loud"], dir.path());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--log-level") && err.contains("error, warn, info, debug, trace"),
+        "{err}"
+    );
+}

@@ -1,5 +1,11 @@
 //! Prometheus metrics. Labels are bounded: fixed strings per result or error kind, never
-//! object names or messages.
+//! messages; the per-GitSync series ([`per_object`]) name their GitSync and are removed when
+//! it is gone. Every metric the Grafana dashboard (`deploy/grafana/gitseal.json`) queries is
+//! one of these (a test checks it against a live agent's `/metrics`).
+
+mod per_object;
+
+pub use per_object::{PassRecord, SourceMetrics};
 
 use std::sync::Arc;
 
@@ -18,9 +24,16 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     pub registry: Registry,
+    /// Per-GitSync series.
+    pub sources: SourceMetrics,
     pub passes: Family<ResultLabel, Counter>,
     /// SealedSecret objects opened (or refused), by result: attempts, not reconciles held
     /// back by a backoff.
@@ -47,6 +60,18 @@ pub struct Metrics {
 impl Metrics {
     pub fn new(counters: Arc<ApiCounters>) -> Self {
         let mut registry = Registry::with_prefix("gitseal");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the agent's version in the label",
+            build_info,
+        );
+        let sources = SourceMetrics::register(&mut registry);
         let passes = Family::<ResultLabel, Counter>::default();
         registry.register("passes", "Reconciliation passes by result", passes.clone());
         let unseals = Family::<ResultLabel, Counter>::default();
@@ -129,6 +154,7 @@ impl Metrics {
         );
         Metrics {
             registry,
+            sources,
             passes,
             unseals,
             reseals,
@@ -182,6 +208,7 @@ impl Metrics {
         sync(&self.api_reads, self.counters.reads());
         sync(&self.api_writes, self.counters.writes());
         sync(&self.api_lease, self.counters.lease());
+        self.sources.prune();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

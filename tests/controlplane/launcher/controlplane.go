@@ -37,6 +37,7 @@ type controlPlane struct {
 	server                 string
 	kubeconfig             string
 	unprivilegedKubeconfig string
+	auditLog               string
 	children               []*child
 	died                   chan death
 	stopping               chan struct{}
@@ -84,6 +85,7 @@ func start(ctx context.Context, binDir, dir string, attempt int, timeout time.Du
 		server:                 fmt.Sprintf("https://127.0.0.1:%d", apiPort),
 		kubeconfig:             filepath.Join(dir, "admin.kubeconfig"),
 		unprivilegedKubeconfig: filepath.Join(dir, "unprivileged.kubeconfig"),
+		auditLog:               filepath.Join(dir, "logs", "audit.log"),
 		died:                   make(chan death, 3),
 		stopping:               make(chan struct{}),
 	}
@@ -137,6 +139,12 @@ func start(ctx context.Context, binDir, dir string, attempt int, timeout time.Du
 		return nil, fail("waiting for etcd", err)
 	}
 
+	// Every request, at Metadata level (no bodies, so no secret values): tests read it to see
+	// who sent what, e.g. the User-Agent of every request of the agent.
+	auditPolicy := filepath.Join(dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n"), 0o600); err != nil {
+		return nil, err
+	}
 	api, err := cp.spawn(binDir, "kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1",
@@ -157,6 +165,10 @@ func start(ctx context.Context, binDir, dir string, attempt int, timeout time.Du
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling=false",
+		"--audit-policy-file="+auditPolicy,
+		"--audit-log-path="+cp.auditLog,
+		"--audit-log-format=json",
+		"--audit-log-mode=blocking",
 	)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ type readyInfo struct {
 	Kubeconfig             string `json:"kubeconfig"`
 	UnprivilegedKubeconfig string `json:"unprivileged_kubeconfig"`
 	CAFile                 string `json:"ca_file"`
+	AuditLog               string `json:"audit_log"`
 	Dir                    string `json:"dir"`
 	Pid                    int    `json:"pid"`
 }
@@ -124,6 +125,7 @@ func run(binDir, parent string, foreground bool, timeout time.Duration, keep boo
 		Kubeconfig:             cp.kubeconfig,
 		UnprivilegedKubeconfig: cp.unprivilegedKubeconfig,
 		CAFile:                 cp.pki.caCert,
+		AuditLog:               cp.auditLog,
 		Dir:                    dir,
 		Pid:                    os.Getpid(),
 	}

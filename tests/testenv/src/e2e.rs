@@ -278,7 +278,8 @@ pub struct AgentSetup<'a> {
 }
 
 impl AgentProcess {
-    /// Starts the agent as `run`, with debug logs and `extra` flags. `agent` turns the
+    /// Starts the agent as `run`, with debug logs (unless `extra` sets `--log-level`) and
+    /// `extra` flags. `agent` turns the
     /// agent's arguments into the command that runs its `main` with them: the
     /// `gitseal-agent` binary, or a test binary that runs the agent's library entry point.
     ///
@@ -311,9 +312,14 @@ impl AgentProcess {
             setup.dir.join("cache").display().to_string(),
         ]);
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let child = agent(&args)
+        let mut cmd = agent(&args);
+        if extra.contains(&"--log-level") {
+            cmd.env_remove("GITSEAL_LOG");
+        } else {
+            cmd.env("GITSEAL_LOG", "debug");
+        }
+        let child = cmd
             .env("KUBECONFIG", setup.kubeconfig)
-            .env("GITSEAL_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -18,7 +18,8 @@
 //! `GITSEAL_CONTROLPLANE_TIMEOUT` (seconds, default 180) to change how long to wait for readiness.
 //!
 //! [`e2e`] holds what end-to-end tests need besides the control plane (the CRDs installed, the
-//! agent as a process, waiting, HTTP, git), shared by the agent's and the CLI's tests.
+//! agent as a process, waiting, HTTP, git), shared by the agent's and the CLI's tests;
+//! [`peers::peer_tool`] the Go tools built by `scripts/peers.sh` (helm, kustomize, …).
 //!
 //! Cleanup does not depend on this process exiting cleanly: the `gitseal-controlplane` launcher
 //! holds the read end of a pipe whose write end lives in this process until it exits. When the test
@@ -26,6 +27,7 @@
 //! launcher kills etcd and the Kubernetes components and removes its temporary directory.
 
 pub mod e2e;
+pub mod peers;
 pub mod rbac;
 
 use std::collections::VecDeque;
@@ -106,6 +108,10 @@ struct ReadyInfo {
     kubeconfig: PathBuf,
     unprivileged_kubeconfig: PathBuf,
     ca_file: PathBuf,
+    /// The API server's audit log (JSON lines, Metadata level); absent from launchers built
+    /// before it was added.
+    #[serde(default)]
+    audit_log: Option<PathBuf>,
     dir: PathBuf,
 }
 
@@ -329,6 +335,26 @@ impl ControlPlane {
     /// The CA certificate (PEM) that signed the API server's serving certificate.
     pub fn ca_file(&self) -> &Path {
         &self.info.ca_file
+    }
+
+    /// Every request the API server has audited so far (Metadata level: who, what, the
+    /// User-Agent, never bodies), oldest first, as JSON `audit.k8s.io/v1` Events; the API
+    /// server writes each before it answers.
+    ///
+    /// # Panics
+    /// When the launcher predates audit logging (run `tests/controlplane/build.sh`) or the log
+    /// cannot be read.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        let path = self
+            .info
+            .audit_log
+            .as_ref()
+            .expect("this control plane launcher writes no audit log: rebuild it with tests/controlplane/build.sh");
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("audit log {}: {e}", path.display()));
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// The admin [`kube::Config`], for tests that need to adjust it before building a client.

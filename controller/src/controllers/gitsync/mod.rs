@@ -30,17 +30,16 @@ use gitseal_api::names::RECONCILE_REQUESTED_ANNOTATION;
 use gitseal_api::{GitSync, GitSyncStatus};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex;
 
 use crate::keys::{KeyStore, KeyUsage};
 use crate::kube_error::kube_message;
-use crate::serve::api_counters::{ApiCounters, counting_client};
-use crate::serve::events::{event_recorder, publish};
+use crate::serve::api_counters::{ApiCounters, counted_client, counting_client};
+use crate::serve::events::{Recorder, event_recorder, publish};
 use crate::serve::http::Readiness;
-use crate::serve::metrics::Metrics;
+use crate::serve::metrics::{Metrics, PassRecord};
 use crate::sync::inventory::shards::ShardStore;
 use crate::sync::inventory::summary;
 use crate::sync::pass::{PassError, SyncState, run_pass};
@@ -257,25 +256,15 @@ async fn write_status(
     Ok(())
 }
 
-/// An Event about `gs` (only ever on a change). The Recorder folds Events of the same type,
-/// reason and action into one series that keeps its first note; a warning's note names what
-/// failed (the file, field and rule of a refusal), so each distinct one gets its own action
-/// (`Reconcile-` and a digest of the note) and shows as an Event of its own.
+/// An Event about `gs` (only ever on a change). Each distinct note is an Event of its own
+/// (`serve::events`), so a warning names what failed and a success the revision it applied.
 async fn event(ctx: &Context, gs: &GitSync, warning: bool, reason: &str, note: &str) {
-    use sha2::Digest as _;
-    let action = if warning {
-        let digest = sha2::Sha256::digest(note.as_bytes());
-        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        format!("Reconcile-{hex}")
-    } else {
-        "Reconcile".to_owned()
-    };
     publish(
         &ctx.recorder,
         &gs.object_ref(&()),
         warning,
         reason,
-        &action,
+        "Reconcile",
         note,
     )
     .await;
@@ -295,7 +284,8 @@ fn ready_message(s: &GitSyncStatus) -> Option<&str> {
 }
 
 async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = format!("{}/{}", gs.namespace().unwrap_or_default(), gs.name_any());
+    let (gs_ns, gs_name) = (gs.namespace().unwrap_or_default(), gs.name_any());
+    let key = format!("{gs_ns}/{gs_name}");
     let uid = gs.metadata.uid.clone().unwrap_or_default();
     let generation = gs.metadata.generation;
     let old = gs.status.clone().unwrap_or_default();
@@ -317,6 +307,17 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             generation,
         ));
         status.observed_generation = generation;
+        ctx.metrics.sources.pass(
+            &gs_ns,
+            &gs_name,
+            PassRecord {
+                result: "suspended",
+                seconds: 0.0,
+                ready: false,
+                objects: old.inventory.as_ref().map_or(0, |i| i.objects),
+                applied_at: None,
+            },
+        );
         write_status(&ctx, &gs, status, timeout).await?;
         return Ok(Action::await_change());
     }
@@ -435,8 +436,10 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     let Some(store) = store.as_mut() else {
         return Err(Error::Kube(format!("{key}: inventory store missing")));
     };
+    // This pass's own requests (other GitSyncs' passes run at the same time).
+    let requests = Arc::new(ApiCounters::default());
     let result = run_pass(
-        &pass_client,
+        &counted_client(&pass_client, requests.clone()),
         &spec,
         state,
         &ring,
@@ -445,9 +448,8 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         store,
     )
     .await;
-    ctx.metrics
-        .pass_seconds
-        .observe(timer.elapsed().as_secs_f64());
+    let seconds = timer.elapsed().as_secs_f64();
+    ctx.metrics.pass_seconds.observe(seconds);
     if let Err((_, PassError::Held { revision, wait })) = &result {
         // Reported when it failed; nothing new to say until the revision, spec or keys
         // change, which the next fetch (one interval on) sees.
@@ -528,6 +530,17 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 })
                 .await?;
             }
+            ctx.metrics.sources.pass(
+                &gs_ns,
+                &gs_name,
+                PassRecord {
+                    result: if changed { "ok" } else { "noop" },
+                    seconds,
+                    ready: true,
+                    objects: outcome.report.inventory.len(),
+                    applied_at: Some(unix_now()),
+                },
+            );
             tracing::info!(
                 gitsync = %key,
                 revision = %outcome.revision,
@@ -535,6 +548,9 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 unchanged = outcome.report.unchanged,
                 pruned = outcome.report.pruned.len(),
                 conflicts = conflicts.len(),
+                api_reads = requests.reads(),
+                api_writes = requests.writes(),
+                millis = outcome.duration.as_millis() as u64,
                 "pass done"
             );
             if changed || old.last_error.is_some() {
@@ -551,6 +567,17 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
         }
         Err((revision, e)) => {
             ctx.metrics.pass(e.kind());
+            ctx.metrics.sources.pass(
+                &gs_ns,
+                &gs_name,
+                PassRecord {
+                    result: e.kind(),
+                    seconds,
+                    ready: false,
+                    objects: state.inventory.len(),
+                    applied_at: None,
+                },
+            );
             let msg = e.to_string();
             let transient = e.is_transient();
             let wait = if transient {
@@ -559,7 +586,16 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 due.done(generation, requested.clone(), api_back, interval);
                 interval
             };
-            tracing::warn!(gitsync = %key, error = %msg, kind = e.kind(), transient, retry_in = ?wait, "pass failed");
+            tracing::warn!(
+                gitsync = %key,
+                error = %msg,
+                kind = e.kind(),
+                transient,
+                retry_in = ?wait,
+                api_reads = requests.reads(),
+                api_writes = requests.writes(),
+                "pass failed"
+            );
             // Transient (the source or the API server unreachable, slow, failing): retried
             // with backoff. Anything else needs a change of the repository or the spec.
             status.conditions = vec![condition(READY, false, e.reason(), &msg, generation)];
@@ -605,6 +641,12 @@ impl Context {
     }
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn interval_of(gs: &GitSync) -> Duration {
     gs.spec
         .interval
@@ -640,7 +682,9 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &R
         })
         .boxed()
     };
-    let controller = Controller::new(api, watcher::Config::default()).reconcile_all_on(back);
+    let controller = Controller::new(api, watcher::Config::default());
+    ctx.metrics.sources.follow(controller.store());
+    let controller = controller.reconcile_all_on(back);
     super::run(
         "gitsync",
         controller,

@@ -31,7 +31,6 @@ use gitseal_api::{SealedSecret, SealedSecretStatus};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use zeroize::Zeroize;
@@ -39,7 +38,7 @@ use zeroize::Zeroize;
 use super::backoff::{Backoff, Retries, fingerprint};
 use crate::keys::{KeyStore, KeyUsage, Use};
 use crate::kube_error::kube_message;
-use crate::serve::events::{event_recorder, publish};
+use crate::serve::events::{Recorder, event_recorder, publish};
 use crate::serve::http::Readiness;
 use crate::serve::metrics::Metrics;
 use secret::{

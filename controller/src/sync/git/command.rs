@@ -499,7 +499,7 @@ impl Git {
                 // The child itself died with the dropped future; its helpers (ssh,
                 // git-remote-https) share its process group.
                 if let Some(pid) = pid {
-                    kill_group(pid).await;
+                    kill_group(pid);
                 }
                 Err(GitError::Timeout {
                     url: self.display.clone(),
@@ -511,15 +511,14 @@ impl Git {
     }
 }
 
-/// Best effort: SIGKILL to a process group, through `kill(1)` (no unsafe code here).
-async fn kill_group(pid: u32) {
-    let _ = tokio::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
+/// Best effort: SIGKILL to a process group. A system call, not `kill(1)`: the agent's image
+/// ships no program it does not need (deploy/image/runtime-binaries).
+fn kill_group(pid: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
 /// The deploy key on disk: 0600, created fresh, removed when dropped.
