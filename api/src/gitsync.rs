@@ -118,10 +118,10 @@ pub struct GitRefSpec {
     pub commit: Option<String>,
 }
 
-/// A Secret in the GitSync's own namespace.
+/// An object in the referring object's own namespace.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 pub struct LocalObjectReference {
-    /// The Secret's name.
+    /// The name of the object, in the same namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }

@@ -139,11 +139,16 @@ fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
                 }
             })
         }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+        (Value::Array(x), Value::Array(y)) => x
             .iter()
             .zip(y)
             .enumerate()
-            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}/{i}"))),
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}/{i}")))
+            .or_else(|| {
+                let n = x.len().min(y.len());
+                (x.len() != y.len())
+                    .then(|| format!("{at}/{n}: {} vs {}", shown(x.get(n)), shown(y.get(n))))
+            }),
         _ if a == b => None,
         _ => Some(format!("{at}: {} vs {}", shown(Some(a)), shown(Some(b)))),
     }
@@ -260,6 +265,7 @@ fn every_option(escrow: &str) -> Vec<String> {
         "podLabels.team=platform",
         "nodeSelector.kubernetes\\.io/os=linux",
         "priorityClassName=system-cluster-critical",
+        "webhook.enabled=false",
     ]
     .iter()
     .map(|s| (*s).to_owned())
