@@ -66,6 +66,16 @@ pub enum Command {
     /// changed values are sealed again; the plaintext copy lives in a private folder that
     /// is removed afterwards.
     Edit(EditArgs),
+    /// List GitSyncs or SealedSecrets with their state: ready, revision, message, age (like
+    /// `flux get`).
+    Get(GetArgs),
+    /// Compare a local folder, rendered as the agent renders it for a GitSync, with the
+    /// cluster (server-side dry-run). Secret values are never shown. Exits 0 when nothing
+    /// differs, 1 when something does, 3 when it could not compare.
+    #[command(subcommand)]
+    Diff(DiffCommand),
+    /// Print the versions of gitseal and of the cluster's gitseal-agent.
+    Version(VersionArgs),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -174,12 +184,8 @@ fn key_id(s: &str) -> Result<gitseal::KeyId, String> {
 /// Which cluster and agent namespace, found like kubectl finds them.
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// The agent's namespace (where its keys and requests live; -n is always the
     /// namespace of the Secret itself).
     #[arg(
@@ -189,6 +195,93 @@ pub struct ClusterArgs {
         value_parser = k8s_namespace
     )]
     pub agent_namespace: String,
+}
+
+/// Which cluster, found like kubectl finds it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// Output of the operator commands: a table for people, YAML or JSON for scripts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    #[default]
+    Table,
+    Yaml,
+    Json,
+}
+
+/// The kinds `gitseal get` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GetKind {
+    #[value(name = "gitsyncs", alias = "gitsync", alias = "gs")]
+    GitSyncs,
+    #[value(name = "sealedsecrets", alias = "sealedsecret", alias = "gss")]
+    SealedSecrets,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to list.
+    #[arg(value_enum, value_name = "KIND")]
+    pub kind: GetKind,
+    /// Only this object.
+    #[arg(value_parser = k8s_name, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Namespace (default: the kubeconfig context's, else `default`).
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with_all = ["namespace", "name"])]
+    pub all_namespaces: bool,
+    /// Output format: a table, or the objects as YAML or JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: TableFormat,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiffCommand {
+    /// Compare a local folder with what one GitSync applied.
+    #[command(name = "gitsync", alias = "gitsyncs", alias = "gs")]
+    GitSync(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The GitSync whose settings (target namespace, labels) the render uses.
+    #[arg(value_parser = k8s_name, value_name = "NAME")]
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's, else `default`).
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
+    pub namespace: Option<String>,
+    /// The local folder (your checkout's copy of the GitSync's `spec.path`).
+    #[arg(long, value_name = "DIR")]
+    pub path: PathBuf,
+    /// Output format: one line per object and field, or the same as YAML or JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: TableFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Only the client's version (no cluster needed).
+    #[arg(long)]
+    pub client: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: TableFormat,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]

@@ -1,7 +1,7 @@
 //! The cluster, as the CLI's cluster commands see it (`gitseal keys fetch | list | rotate |
-//! retire | backup | restore`, `gitseal reseal --cluster`): a client built with the caller's
-//! own credentials (kubeconfig, like kubectl), so Kubernetes RBAC decides who may do what, and
-//! what the agent publishes there.
+//! retire | backup | restore`, `gitseal reseal --cluster`, `gitseal get | reconcile | diff |
+//! version`): a client built with the caller's own credentials (kubeconfig, like kubectl), so
+//! Kubernetes RBAC decides who may do what, and what the agent publishes there.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::args::ClusterArgs;
+use crate::args::{ClusterArgs, KubeArgs};
 use crate::io::shown;
 
 /// A runtime for one command's API calls (the CLI is otherwise synchronous).
@@ -26,6 +26,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// A client for the cluster named by `--kubeconfig` / `--context`, else found like kubectl.
 pub async fn client(c: &ClusterArgs) -> Result<kube::Client> {
+    kube_client(&c.kube).await
+}
+
+/// A client for the cluster named by `--kubeconfig` / `--context`, else found like kubectl.
+pub async fn kube_client(c: &KubeArgs) -> Result<kube::Client> {
     let config = if c.kubeconfig.is_none() && c.context.is_none() {
         kube::Config::infer().await.context(
             "no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run in a cluster",
@@ -78,6 +83,26 @@ pub fn api_error(e: kube::Error, what: &str, ns: &str) -> anyhow::Error {
         kube::Error::Api(s) => anyhow::anyhow!("{what} in namespace {ns}: {}", s.message),
         _ => anyhow::anyhow!("{what} in namespace {ns}: {e}"),
     }
+}
+
+/// `-n`, else the namespace of the kubeconfig context, else `default` (kubectl's rule).
+pub fn namespace_or_default(client: &kube::Client, given: Option<&str>) -> String {
+    given.map_or_else(|| client.default_namespace().to_owned(), str::to_owned)
+}
+
+/// A list or get of a gitseal kind that the API server does not know: the CRDs are not
+/// installed.
+pub fn kind_missing(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 && s.details.is_none())
+}
+
+/// The error for a gitseal kind whose CRD is not installed.
+pub fn not_installed(kind: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the cluster has no {kind} kind ({}/{}): gitseal's CRDs are not installed; install them with `kubectl apply --server-side -k deploy/` or `helm install gitseal charts/gitseal -n gitseal-system --create-namespace`",
+        gitseal_api::names::GROUP,
+        gitseal_api::names::VERSION,
+    )
 }
 
 /// The public keys ConfigMap and the keys it lists (oldest first).

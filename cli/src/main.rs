@@ -4,6 +4,7 @@ mod args;
 mod cluster;
 mod commands;
 mod io;
+mod table;
 
 use std::fmt;
 use std::process::ExitCode;
@@ -29,7 +30,8 @@ pub fn usage(message: String) -> anyhow::Error {
     UsageError(message).into()
 }
 
-/// `check`'s exit code when it could not check (as opposed to 1: findings).
+/// `check`'s and `diff`'s exit code when they could not check or compare (as opposed to 1:
+/// findings, differences).
 const CHECK_ERROR: u8 = 3;
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -51,6 +53,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Import(args) => commands::import::run(args.resolved())?,
         Command::Edit(args) => commands::edit::run(args.resolved())?,
+        Command::Get(args) => cluster::runtime()?.block_on(commands::get::run(args))?,
+        Command::Diff(args::DiffCommand::GitSync(args)) => {
+            match cluster::runtime()?.block_on(commands::diff::run(args)) {
+                Ok(true) => {}
+                Ok(false) => return Ok(ExitCode::FAILURE),
+                // Differences are 1; a diff that could not compare is 3 (as `check`).
+                Err(e) if e.downcast_ref::<UsageError>().is_none() => {
+                    eprintln!("error: {e:#}");
+                    return Ok(ExitCode::from(CHECK_ERROR));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Command::Version(args) => cluster::runtime()?.block_on(commands::version::run(args))?,
         Command::Completion { shell } => {
             clap_complete::generate(
                 shell,

@@ -2,12 +2,15 @@
 
 pub mod check;
 pub mod create;
+pub mod diff;
 pub mod edit;
+pub mod get;
 pub mod import;
 pub mod keys;
 pub mod reseal;
 pub mod seal;
 pub mod unseal;
+pub mod version;
 
 use std::path::{Path, PathBuf};
 

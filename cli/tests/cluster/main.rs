@@ -12,9 +12,11 @@
 //! passed in [`AGENT_ARGS`]. No cargo call inside a test, and `cargo test -p gitseal-cli`
 //! alone builds everything it needs.
 //!
-//! [`keys`]: the key lifecycle; [`reseal`]: `gitseal reseal --cluster`.
+//! [`keys`]: the key lifecycle; [`reseal`]: `gitseal reseal --cluster`; [`operate`]: `gitseal
+//! get | diff | version`.
 
 mod keys;
+mod operate;
 mod reseal;
 
 use std::path::{Path, PathBuf};

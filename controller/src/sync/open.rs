@@ -130,7 +130,7 @@ pub fn open_all(
 
 /// The core model of a SealedSecret object, bound to the namespace it has now (its final
 /// one: the binding is checked against where the Secret will really live).
-fn parse_sealed(o: &Object) -> Result<SealedSecret, DecryptError> {
+pub fn parse_sealed(o: &Object) -> Result<SealedSecret, DecryptError> {
     let invalid = |message: String| DecryptError::Invalid {
         file: o.source.clone(),
         document: o.document,
@@ -156,12 +156,26 @@ fn secret_object(o: &Object, sealed: &SealedSecret, secret: gitseal::Secret) -> 
     for (k, v) in &secret.data {
         data.insert(k.clone(), Value::String(B64.encode(v.expose_secret())));
     }
-    let mut metadata = json!({ "name": sealed.name, "namespace": sealed.namespace });
-    if !secret.labels.is_empty() {
-        metadata["labels"] = json!(secret.labels);
+    Object {
+        source: o.source.clone(),
+        document: o.document,
+        value: secret_value(o, sealed, data),
+        decrypted: true,
     }
-    if !secret.annotations.is_empty() {
-        metadata["annotations"] = json!(secret.annotations);
+}
+
+/// The Secret a SealedSecret object becomes, with `data` (base64 values) as its data: name
+/// and namespace of the SealedSecret, type, labels, annotations and immutability of its
+/// template, its prune annotation. (`gitseal diff` builds the same shape without opening
+/// anything.)
+pub fn secret_value(o: &Object, sealed: &SealedSecret, data: Map<String, Value>) -> Value {
+    let t = &sealed.template;
+    let mut metadata = json!({ "name": sealed.name, "namespace": sealed.namespace });
+    if !t.labels.is_empty() {
+        metadata["labels"] = json!(t.labels);
+    }
+    if !t.annotations.is_empty() {
+        metadata["annotations"] = json!(t.annotations);
     }
     // Carry the SealedSecret's prune annotation over to the Secret that replaces it.
     if let Some(p) = o.annotation(PRUNE_ANNOTATION) {
@@ -171,18 +185,13 @@ fn secret_object(o: &Object, sealed: &SealedSecret, secret: gitseal::Secret) -> 
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata,
-        "type": secret.type_.as_deref().unwrap_or("Opaque"),
+        "type": t.type_.as_deref().unwrap_or("Opaque"),
         "data": Value::Object(data),
     });
-    if let Some(i) = secret.immutable {
+    if let Some(i) = t.immutable {
         value["immutable"] = Value::Bool(i);
     }
-    Object {
-        source: o.source.clone(),
-        document: o.document,
-        value,
-        decrypted: true,
-    }
+    value
 }
 
 /// A copy of the object safe to print: Secret values replaced by a marker.

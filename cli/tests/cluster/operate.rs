@@ -1,0 +1,595 @@
+//! The operator commands against the real control plane and a running agent: `gitseal get`
+//! (table, YAML, JSON, all namespaces, hostile messages), `gitseal diff` (created, changed,
+//! unchanged, refused; Secret values never shown; nothing written) and `gitseal version`
+//! (client; the agent's Deployment), each with the bad input it must refuse.
+
+use std::process::Output;
+
+use gitseal_api::GitSync;
+use gitseal_testenv::e2e::{AgentTest, DEPLOY_DIR, commit_file, git, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+
+use super::{Cli, head, ok, ready_at, stderr, this_binary_as_agent};
+
+const PLAIN_CANARY: &str = "CANARY-plain-51c0e";
+const SEALED_CANARY: &str = "CANARY-sealed-8a2d4";
+const TOKEN_CANARY: &str = "CANARY-token-3f9b7";
+
+impl Cli {
+    /// `gitseal ARGS --kubeconfig …` (the admin).
+    fn kube(&self, args: &[&str]) -> Output {
+        let kc = self.kubeconfig.display().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", &kc]);
+        self.raw(&all)
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn secret_yaml(ns: &str, name: &str, pairs: &[(&str, &str)]) -> String {
+    let data: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\nstringData: {{{}}}\n",
+        data.join(", ")
+    )
+}
+
+fn gitsync_api(t: &AgentTest) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        t.client.clone(),
+        &t.app_ns,
+        &ApiResource::erase::<GitSync>(&()),
+    )
+}
+
+#[tokio::test]
+async fn get_and_diff_against_a_running_agent() {
+    let t = AgentTest::new("operate").await;
+    let (client, app_ns) = (t.client.clone(), t.app_ns.clone());
+    let cli = Cli::for_test(&t);
+    let _agent = t.start_agent(this_binary_as_agent, &["--key-renewal", "0"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &app_ns);
+
+    // A repository: a ConfigMap and a Secret sealed with the cluster's key.
+    wait_for("the agent's key", || async {
+        let out = cli.keys("fetch", &["-w", "cluster.txt"]);
+        out.status.success().then_some(())
+    })
+    .await;
+    let repo = t.work.path().join("repo");
+    std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        t.work.path().join("db.yaml"),
+        secret_yaml(&app_ns, "db", &[("password", SEALED_CANARY)]),
+    )
+    .expect("write");
+    ok(
+        &cli.raw(&[
+            "seal",
+            "-f",
+            "db.yaml",
+            "-R",
+            "cluster.txt",
+            "-w",
+            "repo/apps/db.yaml",
+        ]),
+        "seal",
+    );
+    commit_file(
+        &repo,
+        "apps/cfg.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: {app_ns}}}\ndata: {{color: blue}}\n"
+        ),
+        "first",
+    );
+    t.apply_gitsync(&repo).await;
+    let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
+    let rev = head(&repo);
+    wait_for("GitSync apps Ready", || async {
+        let (ready, at) = ready_at(&syncs.get("apps").await.ok()?)?;
+        (ready && at.ends_with(&rev)).then_some(())
+    })
+    .await;
+
+    // A second GitSync whose message holds terminal escapes (its path is a tenant's text).
+    gitsync_api(&t)
+        .patch(
+            "hostile",
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "hostile"},
+                "spec": {"url": format!("file://{}", repo.display()), "path": "nope\u{1b}[2J\u{7}",
+                         "interval": "1h"}
+            })),
+        )
+        .await
+        .expect("hostile gitsync");
+    wait_for("GitSync hostile not Ready", || async {
+        let (ready, _) = ready_at(&syncs.get("hostile").await.ok()?)?;
+        (!ready).then_some(())
+    })
+    .await;
+
+    // 1. get gitsyncs: a table like `flux get`.
+    let out = cli.kube(&["get", "gitsyncs", "-n", &app_ns]);
+    let table = ok(&out, "get gitsyncs");
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "READY", "REVISION", "SUSPENDED", "AGE", "MESSAGE"],
+        "{table}"
+    );
+    let apps: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(apps[0], "apps", "{table}");
+    assert_eq!(apps[1], "True");
+    assert_eq!(apps[2], format!("main@sha1:{rev}"));
+    assert_eq!(apps[3], "False");
+    assert!(
+        lines[2].starts_with("hostile") && lines[2].contains("False"),
+        "{table}"
+    );
+    assert!(
+        !out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07),
+        "control characters reached the terminal: {table}"
+    );
+    assert!(table.contains("\\u{1b}[2J"), "{table}");
+
+    // By name, as YAML: the object itself, without managedFields.
+    let out = cli.kube(&["get", "gs", "apps", "-n", &app_ns, "-o", "yaml"]);
+    let doc: serde_yaml::Value = serde_yaml::from_str(&ok(&out, "get -o yaml")).expect("yaml");
+    assert_eq!(doc["kind"], "GitSync");
+    assert_eq!(doc["metadata"]["name"], "apps");
+    assert!(doc["metadata"].get("managedFields").is_none());
+    assert_eq!(
+        doc["status"]["lastAppliedRevision"].as_str(),
+        Some(format!("main@sha1:{rev}").as_str())
+    );
+    // Every namespace, as JSON: a List, each item with its namespace.
+    let out = cli.kube(&["get", "gitsyncs", "-A", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&out, "get -A")).expect("json");
+    assert_eq!(list["kind"], "List");
+    let names: Vec<(String, String)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                i["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&(app_ns.clone(), "apps".into())),
+        "{names:?}"
+    );
+    let out = cli.kube(&["get", "gitsyncs", "-A"]);
+    let table = ok(&out, "get -A");
+    assert!(table.starts_with("NAMESPACE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&app_ns) && l.contains(" apps ")),
+        "{table}"
+    );
+
+    // get sealedsecrets: one that opens, one sealed to a key the cluster does not have.
+    let sealed_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &app_ns,
+        &ApiResource::erase::<gitseal_api::SealedSecret>(&()),
+    );
+    std::fs::write(
+        t.work.path().join("direct.yaml"),
+        secret_yaml(&app_ns, "direct", &[("a", SEALED_CANARY), ("b", "x")]),
+    )
+    .expect("write");
+    let direct = ok(
+        &cli.raw(&["seal", "-f", "direct.yaml", "-R", "cluster.txt"]),
+        "seal",
+    );
+    let stranger = gitseal::SecretKey::generate().public().to_string();
+    let alien = ok(
+        &cli.raw(&[
+            "seal",
+            "-f",
+            "direct.yaml",
+            "-r",
+            &stranger,
+            "--name",
+            "alien",
+        ]),
+        "seal",
+    );
+    for (name, text) in [("direct", direct), ("alien", alien)] {
+        let v: serde_json::Value = serde_yaml::from_str(&text).expect("sealed yaml");
+        sealed_api
+            .patch(name, &PatchParams::apply("gitseal-test"), &Patch::Apply(v))
+            .await
+            .expect("sealedsecret");
+    }
+    let table = wait_for("SealedSecrets answered", || async {
+        let t = stdout(&cli.kube(&["get", "sealedsecrets", "-n", &app_ns]));
+        let row = |n: &str| t.lines().find(|l| l.starts_with(n)).map(str::to_owned);
+        let (d, a) = (row("direct ")?, row("alien ")?);
+        (d.contains(" True ") && a.contains(" False ")).then_some(t)
+    })
+    .await;
+    let direct_row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("direct "))
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&direct_row[..3], ["direct", "True", "2"], "{table}");
+    assert!(!table.contains(SEALED_CANARY));
+
+    // Bad input.
+    let out = cli.kube(&["get", "gitsyncs", "-n", "Not_A_Namespace"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--namespace"), "{}", stderr(&out));
+    let out = cli.kube(&["get", "pods"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = cli.kube(&["get", "gitsyncs", "-A", "-n", &app_ns]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = cli.kube(&["get", "gitsync", "missing", "-n", &app_ns]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(&format!("GitSync missing not found in namespace {app_ns}")),
+        "{}",
+        stderr(&out)
+    );
+    let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
+    let out = cli.raw(&["get", "gitsyncs", "-n", &app_ns, "--kubeconfig", &unpriv]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("forbidden") && stderr(&out).contains("ask a cluster admin"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.raw(&["get", "gitsyncs", "--kubeconfig", "no-such-kubeconfig"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("no-such-kubeconfig"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.kube(&["get", "gitsyncs", "-n", "gitseal-empty-ns"]);
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).contains("No resources found in gitseal-empty-ns namespace."));
+
+    // 2. diff: the checkout as committed equals the cluster.
+    let apps = repo.join("apps").display().to_string();
+    let diff = |extra: &[&str]| {
+        let mut args = vec!["diff", "gitsync", "apps", "-n", &app_ns, "--path", &apps];
+        args.extend_from_slice(extra);
+        cli.kube(&args)
+    };
+    let out = diff(&[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("0 to create, 0 to change, 2 unchanged, 0 a pass would fail on"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Local edits: a changed ConfigMap, a new one, a new sealed key, a Secret sealed for
+    // another namespace, a plaintext Secret, an object of a kind the cluster does not have.
+    std::fs::write(
+        repo.join("apps/cfg.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: {app_ns}}}\ndata: {{color: green}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: added, namespace: {app_ns}}}\ndata: {{k: v}}\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        t.work.path().join("token.yaml"),
+        secret_yaml(&app_ns, "db", &[("token", TOKEN_CANARY)]),
+    )
+    .expect("write");
+    ok(
+        &cli.raw(&[
+            "seal",
+            "-f",
+            "token.yaml",
+            "-R",
+            "cluster.txt",
+            "--merge-into",
+            "repo/apps/db.yaml",
+        ]),
+        "seal --merge-into",
+    );
+    std::fs::write(
+        t.work.path().join("moved.yaml"),
+        secret_yaml("elsewhere", "moved", &[("pw", SEALED_CANARY)]),
+    )
+    .expect("write");
+    let moved = ok(
+        &cli.raw(&["seal", "-f", "moved.yaml", "-R", "cluster.txt"]),
+        "seal",
+    )
+    .replace("namespace: elsewhere", &format!("namespace: {app_ns}"));
+    std::fs::write(repo.join("apps/moved.yaml"), moved).expect("write");
+    std::fs::write(
+        repo.join("apps/plain.yaml"),
+        secret_yaml(&app_ns, "plain", &[("pw", PLAIN_CANARY)]),
+    )
+    .expect("write");
+    std::fs::write(
+        repo.join("apps/widget.yaml"),
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w, namespace: {app_ns}}}\n"
+        ),
+    )
+    .expect("write");
+    let out = diff(&[]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(code(&out), 1, "{text}{err}");
+    for canary in [PLAIN_CANARY, SEALED_CANARY, TOKEN_CANARY] {
+        assert!(!text.contains(canary) && !err.contains(canary), "{canary}");
+    }
+    assert!(
+        text.contains(&format!("ConfigMap {app_ns}/cfg (apps/cfg.yaml#1): would change\n  ~ data.color: \"blue\" -> \"green\"\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "ConfigMap {app_ns}/added (apps/cfg.yaml#2): would be created"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Secret {app_ns}/db (apps/db.yaml#1): would change: from a SealedSecret: its values are sealed and not compared\n  + data.token: \"<redacted>\"\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Secret {app_ns}/moved (apps/moved.yaml#1): a pass would fail: spec.encryptedData.pw: sealed for")),
+        "{text}"
+    );
+    assert!(text.contains("scope mismatch"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Secret {app_ns}/plain (apps/plain.yaml#1): a pass would fail: plaintext Secret"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Widget.example.com {app_ns}/w (apps/widget.yaml#1): a pass would fail: no CRD for Widget (group example.com)")),
+        "{text}"
+    );
+    assert!(
+        err.contains("1 to create, 2 to change, 0 unchanged, 3 a pass would fail on"),
+        "{err}"
+    );
+    // The same as JSON, for scripts.
+    let out = diff(&["-o", "json"]);
+    assert_eq!(code(&out), 1);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let action_of = |object: &str| {
+        report["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .find(|o| o["object"] == object)
+            .map(|o| o["action"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(
+        action_of(&format!("ConfigMap {app_ns}/cfg")).as_deref(),
+        Some("change")
+    );
+    assert_eq!(
+        action_of(&format!("ConfigMap {app_ns}/added")).as_deref(),
+        Some("create")
+    );
+    assert_eq!(
+        action_of(&format!("Secret {app_ns}/db")).as_deref(),
+        Some("change")
+    );
+    assert_eq!(
+        action_of(&format!("Secret {app_ns}/plain")).as_deref(),
+        Some("refused")
+    );
+    assert!(!stdout(&out).contains(TOKEN_CANARY) && !stdout(&out).contains(PLAIN_CANARY));
+    // Nothing was written.
+    let cfg = cms.get("cfg").await.expect("cfg");
+    assert_eq!(cfg.data.expect("data")["color"], "blue");
+    assert!(cms.get_opt("added").await.expect("get").is_none());
+
+    // Bad input: exit 3 (could not compare) naming what, 2 for usage.
+    std::fs::write(repo.join("apps/broken.yaml"), "kind: [unclosed\n").expect("write");
+    let out = diff(&[]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("broken.yaml"), "{}", stderr(&out));
+    std::fs::remove_file(repo.join("apps/broken.yaml")).expect("rm");
+    // The folder is rendered as the agent renders it: no remote base is ever fetched, nothing
+    // outside the checkout is read.
+    commit_file(
+        &repo,
+        "remote/kustomization.yaml",
+        "resources:\n- https://example.invalid/x.yaml\n",
+        "remote",
+    );
+    commit_file(
+        &repo,
+        "outside/kustomization.yaml",
+        "resources:\n- ../../db.yaml\n",
+        "outside",
+    );
+    for (dir, says) in [
+        ("remote", "remote resource refused"),
+        ("outside", "leaves the source's checkout"),
+    ] {
+        let p = repo.join(dir).display().to_string();
+        let out = cli.kube(&["diff", "gitsync", "apps", "-n", &app_ns, "--path", &p]);
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{dir}: {}", stderr(&out));
+        assert!(!stderr(&out).contains(SEALED_CANARY));
+    }
+    let out = cli.kube(&[
+        "diff",
+        "gitsync",
+        "apps",
+        "-n",
+        &app_ns,
+        "--path",
+        "no-such-dir",
+    ]);
+    assert_eq!(code(&out), 3);
+    assert!(stderr(&out).contains("no-such-dir"), "{}", stderr(&out));
+    let out = cli.kube(&["diff", "gitsync", "nope", "-n", &app_ns, "--path", &apps]);
+    assert_eq!(code(&out), 3);
+    assert!(
+        stderr(&out).contains(&format!("GitSync nope not found in namespace {app_ns}")),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli.kube(&["diff", "gitsync", "apps", "-n", &app_ns]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = cli.raw(&[
+        "diff",
+        "gitsync",
+        "apps",
+        "-n",
+        &app_ns,
+        "--path",
+        &apps,
+        "--kubeconfig",
+        &unpriv,
+    ]);
+    assert_eq!(code(&out), 3);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn version_of_client_and_agent_deployment() {
+    let t = AgentTest::new("version").await;
+    let cli = Cli::for_test(&t);
+    let ns = t.agent_ns.clone();
+    let client_version = env!("CARGO_PKG_VERSION");
+
+    let out = cli.raw(&["version", "--client"]);
+    assert!(ok(&out, "version --client").contains(&format!("client      {client_version}")));
+    let out = cli.raw(&["version", "--client", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out, "json")).expect("json");
+    assert_eq!(v["client"]["version"], client_version);
+    assert!(v.get("agent").is_none());
+
+    // No Deployment: the client's version still, then a clear error.
+    let out = cli.kube(&["version", "--agent-namespace", &ns]);
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).contains(client_version));
+    assert!(
+        stderr(&out).contains(&format!("no Deployment gitseal-agent in namespace {ns}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // deploy/deployment.yaml, as installed (no nodes here: nothing runs it).
+    let text =
+        std::fs::read_to_string(format!("{DEPLOY_DIR}/deployment.yaml")).expect("deployment.yaml");
+    let mut d: Deployment = serde_yaml::from_str(&text).expect("deployment");
+    d.metadata.namespace = Some(ns.clone());
+    let image = d
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod")
+        .containers[0]
+        .image
+        .clone()
+        .expect("image");
+    let deployments: Api<Deployment> = Api::namespaced(t.client.clone(), &ns);
+    let apply = |d: Deployment| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .patch(
+                    "gitseal-agent",
+                    &PatchParams::apply("gitseal-test").force(),
+                    &Patch::Apply(d),
+                )
+                .await
+                .expect("apply deployment");
+        }
+    };
+    apply(d.clone()).await;
+    let tag = image.rsplit(':').next().expect("tag").to_owned();
+    let out = cli.kube(&["version", "--agent-namespace", &ns]);
+    let table = ok(&out, "version");
+    let agent_row = table
+        .lines()
+        .find(|l| l.starts_with("agent"))
+        .expect("agent row");
+    assert!(
+        agent_row.contains(&format!(" {tag} "))
+            && agent_row.contains(&format!(
+                "Deployment {ns}/gitseal-agent (image tag: {image};"
+            )),
+        "{table}"
+    );
+    let out = cli.kube(&["version", "--agent-namespace", &ns, "-o", "yaml"]);
+    let v: serde_yaml::Value = serde_yaml::from_str(&ok(&out, "yaml")).expect("yaml");
+    assert_eq!(v["agent"]["version"].as_str(), Some(tag.as_str()));
+    assert_eq!(v["agent"]["from"], "image tag");
+    assert_eq!(v["agent"]["image"].as_str(), Some(image.as_str()));
+    assert_eq!(v["agent"]["readyReplicas"], 0);
+
+    // Pinned by digest alone: the version label says, and the output says so.
+    let pinned = format!(
+        "{}@sha256:{}",
+        image.rsplit_once(':').expect("tag").0,
+        "0".repeat(64)
+    );
+    let mut d2 = d.clone();
+    d2.spec
+        .as_mut()
+        .expect("spec")
+        .template
+        .spec
+        .as_mut()
+        .expect("pod")
+        .containers[0]
+        .image = Some(pinned.clone());
+    d2.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("app.kubernetes.io/version".into(), "9.9.9".into());
+    apply(d2).await;
+    let out = cli.kube(&["version", "--agent-namespace", &ns, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out, "json")).expect("json");
+    assert_eq!(v["agent"]["version"], "9.9.9");
+    assert_eq!(v["agent"]["from"], "label app.kubernetes.io/version");
+    assert_eq!(v["agent"]["image"].as_str(), Some(pinned.as_str()));
+
+    // Bad input.
+    let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
+    let out = cli.raw(&["version", "--agent-namespace", &ns, "--kubeconfig", &unpriv]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    let out = cli.raw(&["version", "--agent-namespace", "Bad_NS"]);
+    assert_eq!(code(&out), 2);
+    let out = cli.raw(&["version", "-o", "xml"]);
+    assert_eq!(code(&out), 2);
+}
