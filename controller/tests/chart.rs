@@ -149,6 +149,8 @@ fn first_difference(a: &Value, b: &Value, at: &str) -> Option<String> {
                 (x.len() != y.len())
                     .then(|| format!("{at}/{n}: {} vs {}", shown(x.get(n)), shown(y.get(n))))
             }),
+        // YAML `0.0` and helm's re-rendered `0` are the same number to the API server.
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => None,
         _ if a == b => None,
         _ => Some(format!("{at}: {} vs {}", shown(Some(a)), shown(Some(b)))),
     }
@@ -248,8 +250,9 @@ fn parses_as_agent_flags(args: &[String], what: &str) -> gitseal_agent::args::Cl
 /// Values that turn every optional part of the chart on.
 fn every_option(escrow: &str) -> Vec<String> {
     [
-        "replicas=2",
-        "podDisruptionBudget.enabled=true",
+        "replicas=3",
+        "podDisruptionBudget.minAvailable=2",
+        "defaultServiceAccount=gitsync-tenant",
         "watchNamespace=apps",
         "keyRenewal=48h",
         "log.level=debug",
@@ -288,6 +291,10 @@ fn every_flag_the_chart_renders_is_an_agent_flag() {
     assert_eq!(run.key_renewal, std::time::Duration::from_secs(48 * 3600));
     assert_eq!(run.escrow_recipients, vec![escrow]);
     assert_eq!(run.concurrency, 4);
+    assert_eq!(
+        run.default_service_account.as_deref(),
+        Some("gitsync-tenant")
+    );
     // deploy/ too.
     parses_as_agent_flags(&agent_args(&kustomize_deploy()), "deploy/");
 
@@ -307,7 +314,12 @@ fn every_flag_the_chart_renders_is_an_agent_flag() {
         .iter()
         .find(|o| o.kind() == "Deployment")
         .expect("deployment");
-    assert_eq!(d.value["spec"]["replicas"], 2);
+    assert_eq!(d.value["spec"]["replicas"], 3);
+    let pdb = objects
+        .iter()
+        .find(|o| o.kind() == "PodDisruptionBudget")
+        .expect("pdb");
+    assert_eq!(pdb.value["spec"]["minAvailable"], 2);
     assert_eq!(
         d.value["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/gitseal/gitseal-agent@sha256:0000000000000000000000000000000000000000000000000000000000000000"
@@ -353,6 +365,7 @@ fn helm_lint_passes_and_refuses_bad_values() {
         ("log.format=xml", "/log/format"),
         ("keyRenewal=soon", "/keyRenewal"),
         ("watchNamespace=Not_A_Namespace", "/watchNamespace"),
+        ("defaultServiceAccount=Not A Name", "/defaultServiceAccount"),
         ("escrowRecipients[0]=age1nope", "/escrowRecipients/0"),
         ("image.digest=latest", "/image/digest"),
         // A misspelt value is an error, not silently ignored.
