@@ -69,6 +69,10 @@ pub enum Command {
     /// List GitSyncs or SealedSecrets with their state: ready, revision, message, age (like
     /// `flux get`).
     Get(GetArgs),
+    /// Ask the agent for a pass of a GitSync now (sets the reconcile.gitseal.dev/requestedAt
+    /// annotation), and with --wait wait until that pass is done.
+    #[command(subcommand)]
+    Reconcile(ReconcileCommand),
     /// Compare a local folder, rendered as the agent renders it for a GitSync, with the
     /// cluster (server-side dry-run). Secret values are never shown. Exits 0 when nothing
     /// differs, 1 when something does, 3 when it could not compare.
@@ -248,6 +252,34 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ReconcileCommand {
+    /// A pass of one GitSync.
+    #[command(name = "gitsync", alias = "gitsyncs", alias = "gs")]
+    GitSync(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The GitSync.
+    #[arg(value_parser = k8s_name, value_name = "NAME")]
+    pub name: String,
+    /// Its namespace (default: the kubeconfig context's, else `default`).
+    #[arg(short = 'n', long, value_parser = k8s_namespace)]
+    pub namespace: Option<String>,
+    /// Wait until the agent has run the pass, and fail if it did not succeed.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long to wait (with --wait).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration, requires = "wait")]
+    pub timeout: std::time::Duration,
+    /// Output format of the result: a table, or the GitSync's status as YAML or JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: TableFormat,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DiffCommand {
     /// Compare a local folder with what one GitSync applied.
     #[command(name = "gitsync", alias = "gitsyncs", alias = "gs")]
@@ -265,6 +297,11 @@ pub struct DiffArgs {
     /// The local folder (your checkout's copy of the GitSync's `spec.path`).
     #[arg(long, value_name = "DIR")]
     pub path: PathBuf,
+    /// The agent's `--default-service-account`, if its admin set one: whom GitSyncs outside
+    /// the agent's namespace that name no ServiceAccount act as (default: none, so they may
+    /// write only namespaced objects of their own namespace).
+    #[arg(long, value_name = "NAME", value_parser = k8s_name)]
+    pub default_service_account: Option<String>,
     /// Output format: one line per object and field, or the same as YAML or JSON.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: TableFormat,

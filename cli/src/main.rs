@@ -66,6 +66,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e),
             }
         }
+        Command::Reconcile(args::ReconcileCommand::GitSync(args)) => {
+            cluster::runtime()?.block_on(commands::reconcile::run(args))?
+        }
         Command::Version(args) => cluster::runtime()?.block_on(commands::version::run(args))?,
         Command::Completion { shell } => {
             clap_complete::generate(

@@ -7,6 +7,7 @@ pub mod edit;
 pub mod get;
 pub mod import;
 pub mod keys;
+pub mod reconcile;
 pub mod reseal;
 pub mod seal;
 pub mod unseal;

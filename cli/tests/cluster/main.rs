@@ -13,7 +13,7 @@
 //! alone builds everything it needs.
 //!
 //! [`keys`]: the key lifecycle; [`reseal`]: `gitseal reseal --cluster`; [`operate`]: `gitseal
-//! get | diff | version`.
+//! get | diff | reconcile | version`.
 
 mod keys;
 mod operate;

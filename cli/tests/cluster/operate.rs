@@ -55,7 +55,7 @@ fn gitsync_api(t: &AgentTest) -> Api<DynamicObject> {
 #[tokio::test]
 async fn get_and_diff_against_a_running_agent() {
     let t = AgentTest::new("operate").await;
-    let (client, app_ns) = (t.client.clone(), t.app_ns.clone());
+    let (client, app_ns, agent_ns) = (t.client.clone(), t.app_ns.clone(), t.agent_ns.clone());
     let cli = Cli::for_test(&t);
     let _agent = t.start_agent(this_binary_as_agent, &["--key-renewal", "0"]);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &app_ns);
@@ -280,7 +280,17 @@ async fn get_and_diff_against_a_running_agent() {
     // 2. diff: the checkout as committed equals the cluster.
     let apps = repo.join("apps").display().to_string();
     let diff = |extra: &[&str]| {
-        let mut args = vec!["diff", "gitsync", "apps", "-n", &app_ns, "--path", &apps];
+        let mut args = vec![
+            "diff",
+            "gitsync",
+            "apps",
+            "-n",
+            &app_ns,
+            "--path",
+            &apps,
+            "--agent-namespace",
+            &agent_ns,
+        ];
         args.extend_from_slice(extra);
         cli.kube(&args)
     };
@@ -335,6 +345,11 @@ async fn get_and_diff_against_a_running_agent() {
     )
     .expect("write");
     std::fs::write(
+        repo.join("apps/other-ns.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: o, namespace: someone-else}\ndata: {k: v}\n",
+    )
+    .expect("write");
+    std::fs::write(
         repo.join("apps/widget.yaml"),
         format!(
             "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w, namespace: {app_ns}}}\n"
@@ -376,8 +391,14 @@ async fn get_and_diff_against_a_running_agent() {
         text.contains(&format!("Widget.example.com {app_ns}/w (apps/widget.yaml#1): a pass would fail: no CRD for Widget (group example.com)")),
         "{text}"
     );
+    // Tenancy: a GitSync outside the agent's namespace without a ServiceAccount writes only
+    // its own namespace.
     assert!(
-        err.contains("1 to create, 2 to change, 0 unchanged, 3 a pass would fail on"),
+        text.contains("ConfigMap someone-else/o (apps/other-ns.yaml#1): a pass would fail: rule own-namespace: a GitSync outside"),
+        "{text}"
+    );
+    assert!(
+        err.contains("1 to create, 2 to change, 0 unchanged, 4 a pass would fail on"),
         "{err}"
     );
     // The same as JSON, for scripts.
@@ -592,4 +613,199 @@ async fn version_of_client_and_agent_deployment() {
     assert_eq!(code(&out), 2);
     let out = cli.raw(&["version", "-o", "xml"]);
     assert_eq!(code(&out), 2);
+}
+
+#[tokio::test]
+async fn reconcile_asks_for_a_pass_and_waits_for_it() {
+    let t = AgentTest::new("reconcile").await;
+    let (client, app_ns) = (t.client.clone(), t.app_ns.clone());
+    let cli = Cli::for_test(&t);
+    let _agent = t.start_agent(this_binary_as_agent, &["--key-renewal", "0"]);
+    let repo = t.work.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    commit_file(
+        &repo,
+        "apps/cfg.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: b}\n",
+        "first",
+    );
+    // A pass an hour: only the request starts the next one.
+    t.apply_gitsync(&repo).await;
+    gitsync_api(&t)
+        .patch(
+            "apps",
+            &PatchParams::apply("gitseal-test-interval").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "apps"}, "spec": {"interval": "1h"}
+            })),
+        )
+        .await
+        .expect("interval");
+    let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
+    let first = head(&repo);
+    wait_for("first pass", || async {
+        let (ready, at) = ready_at(&syncs.get("apps").await.ok()?)?;
+        (ready && at.ends_with(&first)).then_some(())
+    })
+    .await;
+
+    // A new commit: applied when asked, and --wait returns once that pass is reported.
+    commit_file(
+        &repo,
+        "apps/cfg.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: c}\n",
+        "second",
+    );
+    let second = head(&repo);
+    let out = cli.kube(&["reconcile", "gitsync", "apps", "-n", &app_ns, "--wait"]);
+    let table = ok(&out, "reconcile --wait");
+    assert!(
+        stderr(&out).contains(&format!(
+            "asked for a pass of GitSync {app_ns}/apps (reconcile.gitseal.dev/requestedAt="
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..3],
+        ["apps", "True", &format!("main@sha1:{second}")],
+        "{table}"
+    );
+    let gs = syncs.get("apps").await.expect("gitsync");
+    let asked =
+        gs.metadata.annotations.as_ref().expect("annotations")["reconcile.gitseal.dev/requestedAt"]
+            .clone();
+    assert_eq!(
+        gs.status
+            .as_ref()
+            .expect("status")
+            .last_handled_reconcile_at
+            .as_deref(),
+        Some(asked.as_str())
+    );
+    // Without --wait it only asks; -o json prints the status after waiting.
+    let out = cli.kube(&["reconcile", "gs", "apps", "-n", &app_ns]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let out = cli.kube(&[
+        "reconcile",
+        "gitsync",
+        "apps",
+        "-n",
+        &app_ns,
+        "--wait",
+        "-o",
+        "json",
+    ]);
+    let status: serde_json::Value = serde_json::from_str(&ok(&out, "-o json")).expect("json");
+    assert_eq!(
+        status["lastAppliedRevision"].as_str(),
+        Some(format!("main@sha1:{second}").as_str())
+    );
+    assert!(status["lastHandledReconcileAt"].is_string());
+
+    // A pass that fails: exit 1 with the Ready message.
+    std::fs::write(repo.join("apps/bad.yaml"), "kind: [unclosed\n").expect("write");
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "broken"]);
+    let out = cli.kube(&["reconcile", "gitsync", "apps", "-n", &app_ns, "--wait"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("the pass of GitSync {app_ns}/apps failed"))
+            && stderr(&out).contains("apps/bad.yaml"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Bad input.
+    let out = cli.kube(&["reconcile", "gitsync", "missing", "-n", &app_ns, "--wait"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains(&format!("GitSync missing not found in namespace {app_ns}")));
+    let out = cli.kube(&["reconcile", "gitsync", "Bad_Name", "-n", &app_ns]);
+    assert_eq!(code(&out), 2);
+    let out = cli.kube(&[
+        "reconcile",
+        "gitsync",
+        "apps",
+        "-n",
+        &app_ns,
+        "--timeout",
+        "5s",
+    ]);
+    assert_eq!(code(&out), 2, "--timeout needs --wait: {}", stderr(&out));
+    let out = cli.kube(&["reconcile", "sealedsecret", "x"]);
+    assert_eq!(code(&out), 2);
+    // A GitSync no agent answers (this one watches only the app namespace): the wait ends.
+    let idle: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &t.agent_ns,
+        &ApiResource::erase::<GitSync>(&()),
+    );
+    idle.patch(
+        "idle",
+        &PatchParams::apply("gitseal-test"),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+            "metadata": {"name": "idle"}, "spec": {"url": "https://example.invalid/r.git"}
+        })),
+    )
+    .await
+    .expect("idle gitsync");
+    let out = cli.kube(&[
+        "reconcile",
+        "gitsync",
+        "idle",
+        "-n",
+        &t.agent_ns,
+        "--wait",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("answered the request within 2s"),
+        "{}",
+        stderr(&out)
+    );
+    // Suspended: refused, nothing asked.
+    gitsync_api(&t)
+        .patch(
+            "apps",
+            &PatchParams::apply("gitseal-test-interval").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "apps"}, "spec": {"interval": "1h", "suspend": true}
+            })),
+        )
+        .await
+        .expect("suspend");
+    let before = syncs.get("apps").await.expect("gs").metadata.annotations;
+    let out = cli.kube(&["reconcile", "gitsync", "apps", "-n", &app_ns, "--wait"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("is suspended"), "{}", stderr(&out));
+    assert_eq!(
+        syncs.get("apps").await.expect("gs").metadata.annotations,
+        before
+    );
+    // RBAC: without `patch` on gitsyncs, forbidden.
+    let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
+    let out = cli.raw(&[
+        "reconcile",
+        "gitsync",
+        "apps",
+        "-n",
+        &app_ns,
+        "--kubeconfig",
+        &unpriv,
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
 }

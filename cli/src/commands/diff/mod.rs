@@ -24,9 +24,11 @@ use anyhow::{Context as _, Result, anyhow};
 use base64::Engine;
 use gitseal::manifest::ManifestLimits;
 use gitseal::sealing::binding_of;
+use gitseal_agent::controllers::gitsync::{TenancyPolicy, tenancy};
 use gitseal_agent::sync::object::{Object, zeroize_json};
 use gitseal_agent::sync::open::{parse_sealed, secret_value, settle_namespace};
 use gitseal_agent::sync::render::{RemoteBases, render};
+use gitseal_agent::sync::tenancy::{Actor, Tenancy};
 use gitseal_api::GitSync;
 use gitseal_api::names::{AGENT_FIELD_MANAGER, SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL};
 use kube::api::{Api, GetParams, Patch, PatchParams};
@@ -99,15 +101,28 @@ pub async fn run(args: DiffArgs) -> Result<bool> {
         Err(e) => return Err(api_error(e, "reading the GitSync", &ns)),
     };
     let objects = render_local(&args.path, &gs).await?;
+    let policy = TenancyPolicy {
+        agent_namespace: args.cluster.agent_namespace.clone(),
+        default_service_account: args.default_service_account.clone(),
+    };
+    let tenancy =
+        tenancy(&gs, &ns, &policy).map_err(|e| anyhow!("GitSync {ns}/{}: {e}", args.name))?;
+    let acting = match &tenancy.actor {
+        Actor::ServiceAccount(sa) => {
+            format!("; its passes act as ServiceAccount {ns}/{sa}, this dry-run as you")
+        }
+        _ => String::new(),
+    };
     let mut differ = Differ {
         client: client.clone(),
+        tenancy,
         resources: HashMap::new(),
         new_namespaces: BTreeSet::new(),
         cluster_keys: cluster_keys(&client, &args.cluster.agent_namespace).await,
     };
     let crd_scopes = crd_scopes(&objects);
     let mut report = Report {
-        gitsync: format!("{ns}/{}", args.name),
+        gitsync: format!("{ns}/{}{acting}", args.name),
         path: shown(&args.path),
         objects: Vec::new(),
     };
@@ -199,6 +214,8 @@ const NEW_NAMESPACE: &str = "in a namespace this render creates: not dry-run";
 
 struct Differ {
     client: kube::Client,
+    /// Who the GitSync's passes act as, and what they may write.
+    tenancy: Tenancy,
     /// Namespaces of this render that the cluster does not have yet.
     new_namespaces: BTreeSet<String>,
     resources: HashMap<(String, String, String), Option<(ApiResource, ApiCapabilities)>>,
@@ -230,6 +247,20 @@ fn describe(o: &Object) -> String {
 }
 
 impl Differ {
+    /// The tenancy rule a pass would refuse `o` by (the GitSync's `targetNamespace`
+    /// included), as the pass words it.
+    fn refusal(&self, o: &Object, gs: &GitSync, gs_ns: &str) -> Option<String> {
+        let name = gs.metadata.name.as_deref().unwrap_or_default();
+        self.tenancy
+            .check(
+                (gs_ns, name),
+                gs.spec.target_namespace.as_deref(),
+                std::slice::from_ref(o),
+            )
+            .err()
+            .map(|r| format!("rule {}: {}", r.rule.id(), r.why))
+    }
+
     async fn resource(&mut self, o: &Object) -> Result<Option<(ApiResource, ApiCapabilities)>> {
         let (g, v) = o.group_version();
         let key = (g.to_owned(), v.to_owned(), o.kind().to_owned());
@@ -256,12 +287,14 @@ impl Differ {
         crd_scopes: &HashMap<(String, String), bool>,
     ) -> Result<ObjectDiff> {
         let target = gs.spec.target_namespace.as_deref();
+        let fallback = self.tenancy.fallback_namespace(gs_ns).to_owned();
+        let fallback = fallback.as_str();
         if o.is_sealed_secret() {
-            settle_namespace(o, true, target);
+            settle_namespace(o, true, target, fallback);
             return self.sealed(o, gs, gs_ns).await;
         }
         if o.is_secret() && !gs.spec.allow_plaintext_secrets && has_data(o) {
-            settle_namespace(o, true, target);
+            settle_namespace(o, true, target, fallback);
             return Ok(only(
                 o,
                 Action::Refused,
@@ -271,7 +304,10 @@ impl Differ {
         let Some((ar, caps)) = self.resource(o).await? else {
             let (g, _) = o.group_version();
             if let Some(namespaced) = crd_scopes.get(&(g.to_owned(), o.kind().to_owned())) {
-                settle_namespace(o, *namespaced, target);
+                settle_namespace(o, *namespaced, target, fallback);
+                if let Some(refusal) = self.refusal(o, gs, gs_ns) {
+                    return Ok(only(o, Action::Refused, refusal));
+                }
                 return Ok(only(
                     o,
                     Action::Create,
@@ -288,7 +324,10 @@ impl Differ {
                 ),
             ));
         };
-        settle_namespace(o, caps.scope == Scope::Namespaced, target);
+        settle_namespace(o, caps.scope == Scope::Namespaced, target, fallback);
+        if let Some(refusal) = self.refusal(o, gs, gs_ns) {
+            return Ok(only(o, Action::Refused, refusal));
+        }
         if o.namespace()
             .is_some_and(|n| self.new_namespaces.contains(n))
         {
@@ -422,6 +461,9 @@ impl Differ {
             value: secret_value(o, &sealed, data),
             decrypted: true,
         };
+        if let Some(refusal) = self.refusal(&as_secret, gs, gs_ns) {
+            return Ok(only(&as_secret, Action::Refused, refusal));
+        }
         if self.new_namespaces.contains(ns) {
             return Ok(only(&as_secret, Action::Create, NEW_NAMESPACE.into()));
         }

@@ -44,6 +44,7 @@ use crate::sync::inventory::shards::ShardStore;
 use crate::sync::inventory::summary;
 use crate::sync::pass::{PassError, SyncState, run_pass};
 use crate::sync::tenancy::Tenancy;
+pub use source::tenancy;
 use source::{Due, sync_spec};
 
 /// What the agent keeps for one GitSync (by uid) while it leads; dropped when the GitSync is
