@@ -43,7 +43,8 @@ pub struct GitSyncSpec {
     pub git_ref: Option<GitRefSpec>,
     /// Folder inside the repository to render (default: the root). A folder with a
     /// `kustomization.yaml` is built with Kustomize; otherwise every `*.yaml|*.yml|*.json`
-    /// below it is read.
+    /// below it is read, except that each subfolder holding a kustomization is built with
+    /// Kustomize (Flux's bootstrap layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub path: Option<String>,

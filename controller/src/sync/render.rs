@@ -155,52 +155,141 @@ pub async fn render(
     if !dir.starts_with(&root) {
         return Err(RenderError::PathEscapes(shown.to_owned()));
     }
-    let rel_dir = relative(&root, &dir);
-    let budget = PassBudget::new(*limits);
     let timed_out = || RenderError::Timeout {
         path: shown.to_owned(),
         after: timeout,
     };
-    if dir.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file()) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let confined = {
-            let (root, dir) = (root.clone(), dir.clone());
-            blocking(move || confine::check(&root, &dir, remote))
-        };
-        tokio::time::timeout_at(deadline, confined)
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut budget = PassBudget::new(*limits);
+    if has_kustomization(&dir) {
+        let objects = kustomize_dir(&root, &dir, remote, deadline, &mut budget)
             .await
-            .map_err(|_| timed_out())??;
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let text = kustomize(&dir, &rel_dir, remote.allowed(), left, limits.pass_bytes).await?;
-        let source = format!("kustomize build {rel_dir}");
-        let parse = blocking(move || {
-            let mut budget = budget;
-            let docs = budget.parse_stream(&source, &text)?;
-            let objects = objects(&docs)?;
-            check_objects(&objects)?;
-            Ok(objects)
-        });
-        return tokio::time::timeout_at(deadline, parse)
+            .map_err(|e| e.unwrap_or_else(timed_out))?;
+        return checked(objects, deadline)
             .await
-            .map_err(|_| timed_out())?;
+            .map_err(|e| e.unwrap_or_else(timed_out));
     }
-    // The blocking task cannot be cancelled: on timeout it stops before its next file.
-    let stop = Arc::new(AtomicBool::new(false));
-    let task = {
-        let stop = stop.clone();
-        blocking(move || {
-            let objects = plain(&root, &dir, budget, &stop)?;
-            check_objects(&objects)?;
-            Ok(objects)
-        })
+    // A plain folder. Subfolders with a kustomization are built with Kustomize (Flux's
+    // bootstrap layout: `clusters/prod/{flux-system,infrastructure,apps}`); every other
+    // manifest file is read as it is.
+    let entries = {
+        let dir = dir.clone();
+        tokio::time::timeout_at(deadline, blocking(move || entries(&dir)))
+            .await
+            .map_err(|_| timed_out())??
     };
-    match tokio::time::timeout(timeout, task).await {
-        Ok(r) => r,
-        Err(_) => {
-            stop.store(true, Ordering::Relaxed);
-            Err(timed_out())
+    let mut objects = Vec::new();
+    let mut files = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::File(f) => files.push(f),
+            Entry::Kustomize(sub) => {
+                // The files before it first, so objects keep path order.
+                let before = std::mem::take(&mut files);
+                let step = plain(&root, before, &mut budget, deadline).await;
+                objects.extend(step.map_err(|e| e.unwrap_or_else(timed_out))?);
+                let step = kustomize_dir(&root, &sub, remote, deadline, &mut budget).await;
+                objects.extend(step.map_err(|e| e.unwrap_or_else(timed_out))?);
+            }
         }
     }
+    objects.extend(
+        plain(&root, files, &mut budget, deadline)
+            .await
+            .map_err(|e| e.unwrap_or_else(timed_out))?,
+    );
+    checked(objects, deadline)
+        .await
+        .map_err(|e| e.unwrap_or_else(timed_out))
+}
+
+/// An error of a render step, or `None`: the step ran past the render's deadline.
+type Step<T> = Result<T, Option<RenderError>>;
+
+fn has_kustomization(dir: &Path) -> bool {
+    dir.is_dir() && KUSTOMIZATION_FILES.iter().any(|f| dir.join(f).is_file())
+}
+
+/// `kustomize build` of `dir` (checked by [`confine`] first), parsed within `budget`.
+async fn kustomize_dir(
+    root: &Path,
+    dir: &Path,
+    remote: RemoteBases,
+    deadline: tokio::time::Instant,
+    budget: &mut PassBudget,
+) -> Step<Vec<Object>> {
+    let rel_dir = relative(root, dir);
+    let confined = {
+        let (root, dir) = (root.to_owned(), dir.to_owned());
+        blocking(move || confine::check(&root, &dir, remote))
+    };
+    tokio::time::timeout_at(deadline, confined)
+        .await
+        .map_err(|_| None)??;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let max_bytes = budget.limits().pass_bytes.saturating_sub(budget.bytes());
+    let text = kustomize(dir, &rel_dir, remote.allowed(), left, max_bytes).await?;
+    let source = format!("kustomize build {rel_dir}");
+    let mut b = budget.clone();
+    let parse = blocking(move || {
+        let docs = b.parse_stream(&source, &text)?;
+        Ok((objects(&docs)?, b))
+    });
+    let (objects, b) = tokio::time::timeout_at(deadline, parse)
+        .await
+        .map_err(|_| None)??;
+    *budget = b;
+    Ok(objects)
+}
+
+/// Manifest files read and parsed within `budget`, off the runtime; the blocking task
+/// cannot be cancelled, so past the deadline it stops before its next file.
+async fn plain(
+    root: &Path,
+    files: Vec<PathBuf>,
+    budget: &mut PassBudget,
+    deadline: tokio::time::Instant,
+) -> Step<Vec<Object>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (stop, root, mut b) = (stop.clone(), root.to_owned(), budget.clone());
+        blocking(move || {
+            let mut out = Vec::new();
+            for file in files {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let name = relative(&root, &file);
+                let text = read_manifest(&file, &name, &b)?;
+                let docs = b.parse_file(&name, &text)?;
+                out.extend(objects(&docs)?);
+            }
+            Ok((out, b))
+        })
+    };
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(r) => {
+            let (objects, b) = r?;
+            *budget = b;
+            Ok(objects)
+        }
+        Err(_) => {
+            stop.store(true, Ordering::Relaxed);
+            Err(None)
+        }
+    }
+}
+
+/// The render's objects, once checked for duplicates.
+async fn checked(objects: Vec<Object>, deadline: tokio::time::Instant) -> Step<Vec<Object>> {
+    let task = blocking(move || {
+        check_objects(&objects)?;
+        Ok(objects)
+    });
+    tokio::time::timeout_at(deadline, task)
+        .await
+        .map_err(|_| None)?
+        .map_err(Some)
 }
 
 /// Runs `f` on tokio's blocking pool.
@@ -222,30 +311,31 @@ fn relative(root: &Path, p: &Path) -> String {
         .into_owned()
 }
 
-/// Every manifest file below `dir` (or `dir` itself, a file), in path order, within `budget`.
-fn plain(
-    root: &Path,
-    dir: &Path,
-    mut budget: PassBudget,
-    stop: &AtomicBool,
-) -> Result<Vec<Object>, RenderError> {
-    let mut files = Vec::new();
-    if dir.is_file() {
-        files.push(dir.to_path_buf());
-    } else {
-        collect(dir, &mut files)?;
-    }
-    files.sort();
-    let mut out = Vec::new();
-    for file in files {
-        if stop.load(Ordering::Relaxed) {
-            break;
+/// What a plain folder holds: manifest files, and subfolders with a kustomization (not
+/// descended into).
+#[derive(Debug)]
+enum Entry {
+    File(PathBuf),
+    Kustomize(PathBuf),
+}
+
+impl Entry {
+    fn path(&self) -> &Path {
+        match self {
+            Entry::File(p) | Entry::Kustomize(p) => p,
         }
-        let name = relative(root, &file);
-        let text = read_manifest(&file, &name, &budget)?;
-        let docs = budget.parse_file(&name, &text)?;
-        out.extend(objects(&docs)?);
     }
+}
+
+/// The entries below `dir` (or `dir` itself, a file), in path order.
+fn entries(dir: &Path) -> Result<Vec<Entry>, RenderError> {
+    let mut out = Vec::new();
+    if dir.is_file() {
+        out.push(Entry::File(dir.to_path_buf()));
+    } else {
+        collect(dir, &mut out)?;
+    }
+    out.sort_by(|a, b| a.path().cmp(b.path()));
     Ok(out)
 }
 
@@ -269,7 +359,7 @@ fn read_manifest(
     Ok(text)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
+fn collect(dir: &Path, out: &mut Vec<Entry>) -> Result<(), RenderError> {
     let entries = std::fs::read_dir(dir).map_err(|e| RenderError::Io {
         file: dir.display().to_string(),
         error: e,
@@ -289,7 +379,9 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
             file: name.to_string(),
             error: e,
         })?;
-        if ft.is_dir() {
+        if ft.is_dir() && has_kustomization(&path) {
+            out.push(Entry::Kustomize(path));
+        } else if ft.is_dir() {
             collect(&path, out)?;
         } else if ft.is_file()
             && matches!(
@@ -297,7 +389,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), RenderError> {
                 Some("yaml" | "yml" | "json")
             )
         {
-            out.push(path);
+            out.push(Entry::File(path));
         }
     }
     Ok(())
@@ -548,6 +640,98 @@ mod tests {
         assert_eq!(e.kind(), "render_timeout");
         assert!(
             e.to_string().contains("rendering apps took longer than"),
+            "{e}"
+        );
+    }
+
+    /// Flux's bootstrap layout: a plain folder whose subfolders hold kustomizations. Each such
+    /// subfolder is built with Kustomize (not read as files), the rest read as they are, in
+    /// path order; a remote base in one of them is refused as at the top.
+    #[tokio::test]
+    async fn plain_folder_with_kustomization_subfolders() {
+        let d = tempfile::tempdir().unwrap();
+        let write = |f: &str, text: &str| {
+            let p = d.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let cm = |name: &str| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: x}}\n")
+        };
+        write("clusters/dev/a.yaml", &cm("a"));
+        write(
+            "clusters/dev/infra/kustomization.yaml",
+            "namePrefix: infra-\nresources: [cm.yaml, ../../../base]\n",
+        );
+        write("clusters/dev/infra/cm.yaml", &cm("one"));
+        write("base/kustomization.yaml", "resources: [cm.yaml]\n");
+        write("base/cm.yaml", &cm("base"));
+        // Not a manifest of its own: only kustomize reads it.
+        write("clusters/dev/infra/patch.yaml", "op: replace\n");
+        write("clusters/dev/m/z.yaml", &cm("z"));
+        write(
+            "clusters/dev/m/apps/kustomization.yml",
+            "resources: [cm.yaml]\n",
+        );
+        write("clusters/dev/m/apps/cm.yaml", &cm("app"));
+        let objs = render(
+            d.path(),
+            "clusters/dev",
+            RemoteBases::default(),
+            Duration::from_secs(60),
+            &ManifestLimits::DEFAULT,
+        )
+        .await
+        .unwrap();
+        let got: Vec<(String, String)> = objs
+            .iter()
+            .map(|o| (o.name().to_owned(), o.source.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "clusters/dev/a.yaml"),
+                ("infra-base", "kustomize build clusters/dev/infra"),
+                ("infra-one", "kustomize build clusters/dev/infra"),
+                ("app", "kustomize build clusters/dev/m/apps"),
+                ("z", "clusters/dev/m/z.yaml"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        // The same object from two places is a duplicate, naming both.
+        write("clusters/dev/dup.yaml", &cm("infra-one"));
+        let e = render(
+            d.path(),
+            "clusters/dev",
+            RemoteBases::default(),
+            Duration::from_secs(60),
+            &ManifestLimits::DEFAULT,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("duplicate object ConfigMap x/infra-one: in clusters/dev/dup.yaml document 1 and in kustomize build clusters/dev/infra"),
+            "{e}"
+        );
+        std::fs::remove_file(d.path().join("clusters/dev/dup.yaml")).unwrap();
+        write(
+            "clusters/dev/remote/kustomization.yaml",
+            "resources: [https://example.invalid/x.yaml]\n",
+        );
+        let e = render(
+            d.path(),
+            "clusters/dev",
+            RemoteBases::default(),
+            Duration::from_secs(60),
+            &ManifestLimits::DEFAULT,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), "render_refused", "{e}");
+        assert!(
+            e.to_string()
+                .contains("clusters/dev/remote/kustomization.yaml"),
             "{e}"
         );
     }
