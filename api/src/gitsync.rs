@@ -98,6 +98,27 @@ pub struct GitSyncSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
+    /// GitSyncs that must be Ready (at their current spec) before a pass of this one runs:
+    /// infrastructure (CRDs, namespaces, operators) before the apps that use it. Until then
+    /// this GitSync is `Ready=False`, reason `DependencyNotReady`, naming the first one it
+    /// waits for. A GitSync may depend on GitSyncs of its own namespace and of the agent's
+    /// namespace (the platform's); only GitSyncs in the agent's namespace may name others. A
+    /// cycle is refused (`InvalidSpec`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub depends_on: Vec<DependencyReference>,
+}
+
+/// A GitSync this one waits for.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+pub struct DependencyReference {
+    /// Its name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace (default: this GitSync's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+    pub namespace: Option<String>,
 }
 
 /// One of branch, tag or commit.

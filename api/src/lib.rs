@@ -13,8 +13,8 @@ pub mod reseal_request;
 pub mod sealed_secret;
 
 pub use gitsync::{
-    GitRefSpec, GitSync, GitSyncSpec, GitSyncStatus, InventoryEntry, InventorySummary,
-    LocalObjectReference,
+    DependencyReference, GitRefSpec, GitSync, GitSyncSpec, GitSyncStatus, InventoryEntry,
+    InventorySummary, LocalObjectReference,
 };
 pub use inventory::{GitSyncInventory, GitSyncInventorySpec, InventoryGroup};
 pub use keys::{ObjectRef, PublicKeyInfo, UsageEntry};

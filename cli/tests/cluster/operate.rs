@@ -388,7 +388,7 @@ async fn get_and_diff_against_a_running_agent() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("Widget.example.com {app_ns}/w (apps/widget.yaml#1): a pass would fail: no CRD for Widget (group example.com)")),
+        text.contains(&format!("Widget.example.com {app_ns}/w (apps/widget.yaml#1): a pass would fail: no CRD for Widget (example.com/v1) in the cluster — install it first or add dependsOn")),
         "{text}"
     );
     // Tenancy: a GitSync outside the agent's namespace without a ServiceAccount writes only

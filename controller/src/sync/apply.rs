@@ -21,11 +21,23 @@ use crate::kube_error::{is_transient, kube_message};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
-    #[error("{object} ({source_file}): unknown kind: {message}")]
+    /// The API server does not serve the object's group, version or kind: no CRD defines it
+    /// (yet). Another source may install it, so a later pass may succeed as is.
+    #[error(
+        "{object} ({source_file}): no CRD for {kind} ({api_version}) in the cluster — install it first or add dependsOn naming the GitSync that installs it"
+    )]
+    NoCrd {
+        object: String,
+        source_file: String,
+        kind: String,
+        api_version: String,
+    },
+    #[error("{object} ({source_file}): discovering its kind failed: {message}")]
     UnknownKind {
         object: String,
         source_file: String,
         message: String,
+        transient: bool,
     },
     #[error("{object} ({source_file}): apply failed: {message}")]
     Apply {
@@ -66,6 +78,7 @@ pub enum ApplyError {
 impl ApplyError {
     pub fn kind(&self) -> &'static str {
         match self {
+            ApplyError::NoCrd { .. } => "no_crd",
             ApplyError::UnknownKind { .. } => "unknown_kind",
             ApplyError::Apply { .. } => "apply",
             ApplyError::Timeout { .. } => "timeout",
@@ -84,10 +97,22 @@ impl ApplyError {
             ApplyError::Apply { transient, .. }
             | ApplyError::Prune { transient, .. }
             | ApplyError::List { transient, .. }
-            | ApplyError::Read { transient, .. } => *transient,
-            ApplyError::Timeout { .. } | ApplyError::CrdNotEstablished(_) => true,
-            ApplyError::UnknownKind { .. } | ApplyError::EmptyRefused(_) => false,
+            | ApplyError::Read { transient, .. }
+            | ApplyError::UnknownKind { transient, .. } => *transient,
+            ApplyError::Timeout { .. }
+            | ApplyError::CrdNotEstablished(_)
+            | ApplyError::NoCrd { .. } => true,
+            ApplyError::EmptyRefused(_) => false,
         }
+    }
+}
+
+fn no_crd(o: &Object) -> ApplyError {
+    ApplyError::NoCrd {
+        object: o.describe(),
+        source_file: o.source.clone(),
+        kind: o.kind().to_owned(),
+        api_version: o.api_version().to_owned(),
     }
 }
 
@@ -157,10 +182,16 @@ impl Applier<'_> {
         let gvk = GroupVersionKind::gvk(g, v, o.kind());
         let r = kube::discovery::pinned_kind(self.client, &gvk)
             .await
-            .map_err(|e| ApplyError::UnknownKind {
-                object: o.describe(),
-                source_file: o.source.clone(),
-                message: kube_message(&e),
+            .map_err(|e| match &e {
+                // The group/version is not served (404), or it is and lacks the kind.
+                kube::Error::Api(s) if s.code == 404 => no_crd(o),
+                kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_)) => no_crd(o),
+                _ => ApplyError::UnknownKind {
+                    object: o.describe(),
+                    source_file: o.source.clone(),
+                    message: kube_message(&e),
+                    transient: is_transient(&e),
+                },
             })?;
         self.memory.resources.insert(key, r.clone());
         Ok(r)

@@ -186,6 +186,7 @@ impl PassError {
             PassError::Apply(ApplyError::EmptyRefused(_)) => "PruneRefused",
             PassError::Apply(ApplyError::Prune { .. }) => "PruneFailed",
             PassError::Apply(ApplyError::Timeout { .. }) => "Timeout",
+            PassError::Apply(ApplyError::NoCrd { .. }) => "CRDNotFound",
             PassError::Apply(_) => "ApplyFailed",
             PassError::Held { .. } => "BackingOff",
             PassError::Refused(_) => "TenancyRefused",

@@ -271,7 +271,7 @@ pub struct AgentSetup<'a> {
     pub kubeconfig: &'a Path,
     /// The agent's namespace (sealing keys, public keys, usage).
     pub agent_namespace: &'a str,
-    /// The only namespace whose GitSyncs and SealedSecrets it answers.
+    /// The only namespace whose GitSyncs and SealedSecrets it answers (empty: every one).
     pub watch_namespace: &'a str,
     /// Its log and git cache go here.
     pub dir: &'a Path,
@@ -293,16 +293,16 @@ impl AgentProcess {
         let log_path = setup.dir.join("agent.log");
         let log = std::fs::File::create(&log_path).expect("log file");
         let (health_port, metrics_port) = (free_port(), free_port());
-        let mut args: Vec<String> = [
-            "run",
-            "--namespace",
-            setup.agent_namespace,
-            "--watch-namespace",
-            setup.watch_namespace,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let mut args: Vec<String> = ["run", "--namespace", setup.agent_namespace]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        if !setup.watch_namespace.is_empty() {
+            args.extend([
+                "--watch-namespace".to_owned(),
+                setup.watch_namespace.to_owned(),
+            ]);
+        }
         args.extend([
             "--health-addr".to_owned(),
             format!("127.0.0.1:{health_port}"),

@@ -318,9 +318,9 @@ impl Differ {
                 o,
                 Action::Refused,
                 format!(
-                    "no CRD for {} (group {}) in the cluster: install it first",
+                    "no CRD for {} ({}) in the cluster — install it first or add dependsOn naming the GitSync that installs it",
                     o.kind(),
-                    if g.is_empty() { "core" } else { g }
+                    o.api_version()
                 ),
             ));
         };

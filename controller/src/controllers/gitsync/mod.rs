@@ -15,6 +15,7 @@
 //! its objects before it goes.
 
 mod deletion;
+mod depends;
 mod source;
 
 use std::collections::HashMap;
@@ -106,6 +107,8 @@ pub struct Context {
     sources: Mutex<HashMap<String, Arc<Mutex<Source>>>>,
     /// Bumped each time the API server is reachable again: every GitSync gets a pass.
     api_back: AtomicU64,
+    /// The controller's cache of GitSyncs (set when it starts): where dependencies are read.
+    gitsyncs: std::sync::OnceLock<kube::runtime::reflector::Store<GitSync>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -139,6 +142,7 @@ impl Context {
             keys: None,
             sources: Mutex::new(HashMap::new()),
             api_back: AtomicU64::new(0),
+            gitsyncs: std::sync::OnceLock::new(),
         }
     }
 
@@ -271,6 +275,9 @@ async fn event(ctx: &Context, gs: &GitSync, warning: bool, reason: &str, note: &
     .await;
 }
 
+/// How often a GitSync waiting for its dependsOn looks again (at most its interval).
+const DEPENDENCY_RETRY: Duration = Duration::from_secs(5);
+
 fn requested_at(gs: &GitSync) -> Option<String> {
     gs.annotations()
         .get(RECONCILE_REQUESTED_ANNOTATION)
@@ -395,6 +402,67 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             return Err(Error::Spec(key, msg));
         }
     };
+    // dependsOn: no pass until every GitSync named is Ready; looked at again every
+    // DEPENDENCY_RETRY (at most the interval) meanwhile.
+    match depends::check(&ctx, &gs, &gs_ns).await {
+        depends::Gate::Open => {}
+        depends::Gate::Waiting(msg) => {
+            let retry = DEPENDENCY_RETRY.min(interval);
+            source
+                .due
+                .done(generation, requested.clone(), api_back, retry);
+            let mut status = old.clone();
+            status.conditions = vec![
+                condition(READY, false, "DependencyNotReady", &msg, generation),
+                condition(STALLED, false, "DependencyNotReady", &msg, generation),
+            ];
+            status.observed_generation = generation;
+            status.last_handled_reconcile_at =
+                requested.clone().or(old.last_handled_reconcile_at.clone());
+            if ready_message(&old) != Some(msg.as_str()) {
+                tracing::info!(gitsync = %key, why = %msg, "pass held: dependsOn");
+                event(&ctx, &gs, false, "DependencyNotReady", &msg).await;
+            }
+            ctx.metrics.pass("dependency_not_ready");
+            ctx.metrics.sources.pass(
+                &gs_ns,
+                &gs_name,
+                PassRecord {
+                    result: "dependency_not_ready",
+                    seconds: 0.0,
+                    ready: false,
+                    objects: source.state.inventory.len(),
+                    applied_at: None,
+                },
+            );
+            write_status(&ctx, &gs, status, timeout).await?;
+            return Ok(Action::requeue(retry));
+        }
+        depends::Gate::Invalid(msg) => {
+            let mut status = old.clone();
+            status.conditions = vec![
+                condition(READY, false, "InvalidSpec", &msg, generation),
+                condition(STALLED, true, "InvalidSpec", &msg, generation),
+            ];
+            status.observed_generation = generation;
+            status.last_error = Some(msg.clone());
+            status.last_handled_reconcile_at =
+                requested.clone().or(old.last_handled_reconcile_at.clone());
+            if old.last_error.as_deref() != Some(msg.as_str()) {
+                event(&ctx, &gs, true, "InvalidSpec", &msg).await;
+            }
+            // Another GitSync's spec may end the cycle: look again at the interval, at
+            // most 30 s.
+            source.due.done(
+                generation,
+                requested.clone(),
+                api_back,
+                interval.clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            );
+            write_status(&ctx, &gs, status, timeout).await?;
+            return Err(Error::Spec(key, msg));
+        }
+    }
     if source.store.is_none() {
         // First pass of this leadership: what any earlier pass (of any replica) recorded.
         match tokio::time::timeout(timeout, ShardStore::load(&ctx.client, &gs)).await {
@@ -685,6 +753,7 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &R
     };
     let controller = Controller::new(api, watcher::Config::default());
     ctx.metrics.sources.follow(controller.store());
+    let _ = ctx.gitsyncs.set(controller.store());
     let controller = controller.reconcile_all_on(back);
     super::run(
         "gitsync",
