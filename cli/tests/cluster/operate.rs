@@ -498,6 +498,40 @@ async fn get_and_diff_against_a_running_agent() {
     ]);
     assert_eq!(code(&out), 3);
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+
+    // Pruning (the GitSync prunes): back to the committed folder without cfg.yaml, the
+    // ConfigMap would be pruned; a folder that renders to nothing is a pass that fails.
+    // (The commits above took the local edits along: back to the first commit's apps/.)
+    std::fs::remove_dir_all(repo.join("apps")).expect("rm apps");
+    git(&repo, &["checkout", "-q", &rev, "--", "apps"]);
+    std::fs::remove_file(repo.join("apps/cfg.yaml")).expect("rm");
+    let out = diff(&[]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "ConfigMap {app_ns}/cfg (inventory): would be pruned: gone from the folder"
+        )),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out)
+            .contains("0 to create, 0 to change, 1 unchanged, 0 a pass would fail on, 1 to prune"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(repo.join("apps/db.yaml")).expect("rm");
+    let out = diff(&[]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("a pass would fail: the folder renders to nothing: a pass refuses to prune all 2 objects it applied"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        cms.get_opt("cfg").await.expect("get").is_some(),
+        "nothing pruned"
+    );
 }
 
 #[tokio::test]

@@ -25,7 +25,8 @@ use base64::Engine;
 use gitseal::manifest::ManifestLimits;
 use gitseal::sealing::binding_of;
 use gitseal_agent::controllers::gitsync::{TenancyPolicy, tenancy};
-use gitseal_agent::sync::object::{Object, zeroize_json};
+use gitseal_agent::sync::inventory::shards::ShardStore;
+use gitseal_agent::sync::object::{Object, ObjectId, zeroize_json};
 use gitseal_agent::sync::open::{parse_sealed, secret_value, settle_namespace};
 use gitseal_agent::sync::render::{RemoteBases, render};
 use gitseal_agent::sync::tenancy::{Actor, Tenancy};
@@ -59,6 +60,8 @@ enum Action {
     /// A pass would fail on it (it does not open, the API server rejects it, its kind is
     /// unknown).
     Refused,
+    /// In the GitSync's inventory, gone from the folder: a pass with `prune` deletes it.
+    Prune,
 }
 
 /// One rendered object and what a pass would do with it.
@@ -82,6 +85,9 @@ struct Report {
     gitsync: String,
     path: String,
     objects: Vec<ObjectDiff>,
+    /// Why no object is listed as pruned although the GitSync prunes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prune_note: Option<String>,
 }
 
 /// Compares, prints; `Ok(true)` when nothing differs.
@@ -125,6 +131,7 @@ pub async fn run(args: DiffArgs) -> Result<bool> {
         gitsync: format!("{ns}/{}{acting}", args.name),
         path: shown(&args.path),
         objects: Vec::new(),
+        prune_note: None,
     };
     // CRDs and Namespaces first, as a pass applies them.
     let mut objects = objects;
@@ -136,8 +143,58 @@ pub async fn run(args: DiffArgs) -> Result<bool> {
         }
         report.objects.push(diff);
     }
+    if gs.spec.prune {
+        prune_preview(&client, &gs, &mut report).await;
+    }
     print(&report, args.output)?;
     Ok(report.objects.iter().all(|o| o.action == Action::Unchanged))
+}
+
+/// What a pass would prune: objects of the GitSync's inventory (its `GitSyncInventory`
+/// objects, which need `list` on them) that the folder no longer holds.
+async fn prune_preview(client: &kube::Client, gs: &GitSync, report: &mut Report) {
+    if report.objects.iter().any(|o| o.action == Action::Refused) {
+        report.prune_note = Some("none: a pass that fails prunes nothing".into());
+        return;
+    }
+    let entries = match ShardStore::load(client, gs).await {
+        Ok((_, entries)) => entries,
+        Err(e) => {
+            report.prune_note = Some(format!("not shown: {e}"));
+            return;
+        }
+    };
+    if report.objects.is_empty() && !entries.is_empty() && !gs.spec.allow_empty {
+        report.objects.push(ObjectDiff {
+            object: format!("GitSync {}", report.gitsync),
+            source: "spec.path".into(),
+            action: Action::Refused,
+            changes: Vec::new(),
+            note: Some(format!(
+                "the folder renders to nothing: a pass refuses to prune all {} objects it applied (set allowEmpty to allow it)",
+                entries.len()
+            )),
+        });
+        report.prune_note = Some("none: a pass that fails prunes nothing".into());
+        return;
+    }
+    let rendered: BTreeSet<&str> = report.objects.iter().map(|o| o.object.as_str()).collect();
+    let gone: Vec<ObjectDiff> = entries
+        .iter()
+        .filter_map(|e| ObjectId::from_inventory_id(&e.id))
+        .map(|id| id.to_string())
+        .filter(|object| !rendered.contains(object.as_str()))
+        .map(|object| ObjectDiff {
+            object,
+            source: "inventory".into(),
+            action: Action::Prune,
+            changes: Vec::new(),
+            note: Some(
+                "gone from the folder (kept if annotated gitseal.dev/prune: disabled)".into(),
+            ),
+        })
+        .collect();
+    report.objects.extend(gone);
 }
 
 /// The local folder rendered as the agent renders the GitSync's path: relative to the
@@ -557,6 +614,7 @@ fn print(r: &Report, format: TableFormat) -> Result<()> {
                 Action::Create => "would be created",
                 Action::Change => "would change",
                 Action::Refused => "a pass would fail",
+                Action::Prune => "would be pruned",
                 Action::Unchanged => "unchanged",
             };
             out.push_str(&format!(
@@ -588,8 +646,12 @@ fn print(r: &Report, format: TableFormat) -> Result<()> {
         }
         print!("{out}");
     }
+    let pruned = match &r.prune_note {
+        Some(note) => format!("pruned: {note}"),
+        None => format!("{} to prune", count(Action::Prune)),
+    };
     eprintln!(
-        "GitSync {} with {}: {} to create, {} to change, {} unchanged, {} a pass would fail on (server-side dry-run with your credentials; Secret values never shown)",
+        "GitSync {} with {}: {} to create, {} to change, {} unchanged, {} a pass would fail on, {pruned} (server-side dry-run with your credentials; Secret values never shown)",
         r.gitsync,
         line(&r.path),
         count(Action::Create),
