@@ -4,6 +4,7 @@
 //! Pruning is [`super::prune`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -116,10 +117,14 @@ fn no_crd(o: &Object) -> ApplyError {
     }
 }
 
+/// A kind as discovery describes it; shared by every object of the kind (a Deployment's
+/// capabilities, with its subresources, are a few hundred bytes: not to be copied per object).
+type Resource = Arc<(ApiResource, ApiCapabilities)>;
+
 /// Per-source memory between passes: discovery results and what was applied.
 #[derive(Default)]
 pub struct ApplyMemory {
-    resources: HashMap<KindKey, (ApiResource, ApiCapabilities)>,
+    resources: HashMap<KindKey, Resource>,
     applied: HashMap<ObjectId, Applied>,
 }
 
@@ -173,7 +178,7 @@ impl std::fmt::Debug for Applier<'_> {
 }
 
 impl Applier<'_> {
-    async fn resource(&mut self, o: &Object) -> Result<(ApiResource, ApiCapabilities), ApplyError> {
+    async fn resource(&mut self, o: &Object) -> Result<Resource, ApplyError> {
         let (g, v) = o.group_version();
         let key = (g.to_owned(), v.to_owned(), o.kind().to_owned());
         if let Some(r) = self.memory.resources.get(&key) {
@@ -193,6 +198,7 @@ impl Applier<'_> {
                     transient: is_transient(&e),
                 },
             })?;
+        let r = Arc::new(r);
         self.memory.resources.insert(key, r.clone());
         Ok(r)
     }
@@ -261,7 +267,7 @@ impl Applier<'_> {
             by_kind.entry(&a.kind).or_default().push((id, a));
         }
         for (kind, objects) in by_kind {
-            let Some((ar, caps)) = self.memory.resources.get(kind) else {
+            let Some((ar, caps)) = self.memory.resources.get(kind).map(|r| &**r) else {
                 return Ok(false);
             };
             let namespaces = objects
@@ -304,12 +310,10 @@ impl Applier<'_> {
     /// Applies every object, stage by stage, each stage under the pass timeout. Objects
     /// another GitSync manages are left alone and reported. On error, what the stages applied so far stays remembered (the next pass does
     /// not send it again).
-    pub async fn apply_all(&mut self, mut objects: Vec<Object>) -> Result<ApplyReport, ApplyError> {
-        let (owner_ns, owner_name) = self.owner;
-        for o in &mut objects {
-            o.set_label(SYNC_NAMESPACE_LABEL, owner_ns);
-            o.set_label(SYNC_NAME_LABEL, owner_name);
-        }
+    ///
+    /// The labels naming this source are set on each object just before it is sent (and
+    /// counted in its hash), so they cost memory only for the objects in flight.
+    pub async fn apply_all(&mut self, objects: Vec<Object>) -> Result<ApplyReport, ApplyError> {
         let mut report = ApplyReport::default();
         let mut stages: BTreeMap<usize, Vec<Object>> = BTreeMap::new();
         let mut current = HashSet::new();
@@ -439,7 +443,8 @@ impl Applier<'_> {
             resolved.push((o, r));
         }
         let mut remembered: HashMap<&str, (&ApiResource, bool, BTreeSet<String>)> = HashMap::new();
-        for (o, (ar, caps)) in &resolved {
+        for (o, r) in &resolved {
+            let (ar, caps) = &**r;
             let id = o.id();
             if self.memory.applied.contains_key(&id) {
                 let namespaced = matches!(caps.scope, ApiScope::Namespaced);
@@ -458,7 +463,7 @@ impl Applier<'_> {
         let mut todo = Vec::new();
         for (o, r) in resolved {
             let id = o.id();
-            let hash = hash_of(&o);
+            let hash = hash_of(&o, self.owner);
             let unchanged = self.memory.applied.get(&id).is_some_and(|a| {
                 a.hash == hash
                     && live
@@ -474,7 +479,8 @@ impl Applier<'_> {
         }
         // Objects about to be written that another GitSync manages are not applied.
         let mut kinds: HashMap<String, (ApiResource, bool, BTreeSet<String>)> = HashMap::new();
-        for (o, (ar, caps), _) in &todo {
+        for (o, r, _) in &todo {
+            let (ar, caps) = &**r;
             let namespaced = matches!(caps.scope, ApiScope::Namespaced);
             let entry = kinds
                 .entry(ar.kind.clone())
@@ -513,15 +519,19 @@ impl Applier<'_> {
             mine.push((o, r, hash));
         }
         let client = self.client.clone();
+        let (owner_ns, owner_name) = self.owner;
         let mut results = stream::iter(mine)
-            .map(|(o, (ar, caps), hash)| {
+            .map(|(mut o, r, hash)| {
                 let client = client.clone();
                 async move {
+                    let (ar, caps) = &*r;
+                    o.set_label(SYNC_NAMESPACE_LABEL, owner_ns);
+                    o.set_label(SYNC_NAME_LABEL, owner_name);
                     let api: Api<DynamicObject> = match caps.scope {
                         ApiScope::Namespaced => {
-                            Api::namespaced_with(client, o.namespace().unwrap_or("default"), &ar)
+                            Api::namespaced_with(client, o.namespace().unwrap_or("default"), ar)
                         }
-                        ApiScope::Cluster => Api::all_with(client, &ar),
+                        ApiScope::Cluster => Api::all_with(client, ar),
                     };
                     let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
                     let live = api

@@ -75,8 +75,16 @@ pub(super) fn fingerprint(meta: &ObjectMeta, managed: &[(&'static str, String)])
     )
 }
 
-pub(super) fn hash_of(o: &Object) -> [u8; 32] {
+/// The hash of what is sent for `o`: the object as rendered plus the labels naming its
+/// source `owner` (set just before it is sent).
+pub(super) fn hash_of(o: &Object, owner: (&str, &str)) -> [u8; 32] {
     // serde_json maps are sorted, so the serialisation is canonical.
     let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&o.value).unwrap_or_default());
-    Sha256::digest(&bytes[..]).into()
+    let mut h = Sha256::new();
+    h.update(&bytes[..]);
+    for part in [owner.0, owner.1] {
+        h.update([0]);
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
 }
