@@ -89,3 +89,7 @@ pub const USAGE_CONFIGMAP: &str = "gitseal-key-usage";
 pub const ROTATE_REQUESTED_ANNOTATION: &str = "gitseal.dev/rotate-requested";
 /// Written by the agent: the last rotation request it acted on.
 pub const ROTATE_DONE_ANNOTATION: &str = "gitseal.dev/rotate-done";
+/// Written by the agent on the public-keys ConfigMap: the version of the agent that leads
+/// (the one that wrote last), so `gitseal version` shows what runs, not what a Deployment asks
+/// for. Readable wherever the public keys are; forgeable by whoever may edit that ConfigMap.
+pub const AGENT_VERSION_ANNOTATION: &str = "gitseal.dev/agent-version";

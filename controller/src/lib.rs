@@ -18,3 +18,7 @@ pub mod kube_error;
 pub mod leader;
 pub mod serve;
 pub mod sync;
+
+/// This agent's version (its crate's), as it reports it: the User-Agent, `gitseal_build_info`
+/// and the `gitseal.dev/agent-version` annotation on the public-keys ConfigMap.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,7 +1,8 @@
 //! The operator commands against the real control plane and a running agent: `gitseal get`
 //! (table, YAML, JSON, all namespaces, hostile messages), `gitseal diff` (created, changed,
 //! unchanged, refused; Secret values never shown; nothing written) and `gitseal version`
-//! (client; the agent's Deployment), each with the bad input it must refuse.
+//! (client; the running agent's published version, else the agent's Deployment), each with the
+//! bad input it must refuse.
 
 use std::process::Output;
 
@@ -535,7 +536,7 @@ async fn get_and_diff_against_a_running_agent() {
 }
 
 #[tokio::test]
-async fn version_of_client_and_agent_deployment() {
+async fn version_of_client_and_running_agent() {
     let t = AgentTest::new("version").await;
     let cli = Cli::for_test(&t);
     let ns = t.agent_ns.clone();
@@ -548,12 +549,14 @@ async fn version_of_client_and_agent_deployment() {
     assert_eq!(v["client"]["version"], client_version);
     assert!(v.get("agent").is_none());
 
-    // No Deployment: the client's version still, then a clear error.
+    // No agent has run and no Deployment: the client's version still, then a clear error.
     let out = cli.kube(&["version", "--agent-namespace", &ns]);
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).contains(client_version));
     assert!(
-        stderr(&out).contains(&format!("no Deployment gitseal-agent in namespace {ns}")),
+        stderr(&out).contains(&format!(
+            "no running agent has published its version: no ConfigMap {ns}/gitseal-public-keys, and there is no Deployment gitseal-agent in namespace {ns}"
+        )),
         "{}",
         stderr(&out)
     );
@@ -601,15 +604,19 @@ async fn version_of_client_and_agent_deployment() {
         agent_row.contains(&format!(" {tag} "))
             && agent_row.contains(&format!(
                 "Deployment {ns}/gitseal-agent (image tag: {image};"
-            )),
+            ))
+            && agent_row.contains("no running agent has published its version"),
         "{table}"
     );
     let out = cli.kube(&["version", "--agent-namespace", &ns, "-o", "yaml"]);
     let v: serde_yaml::Value = serde_yaml::from_str(&ok(&out, "yaml")).expect("yaml");
     assert_eq!(v["agent"]["version"].as_str(), Some(tag.as_str()));
     assert_eq!(v["agent"]["from"], "image tag");
-    assert_eq!(v["agent"]["image"].as_str(), Some(image.as_str()));
-    assert_eq!(v["agent"]["readyReplicas"], 0);
+    assert_eq!(
+        v["agent"]["deployment"]["image"].as_str(),
+        Some(image.as_str())
+    );
+    assert_eq!(v["agent"]["deployment"]["readyReplicas"], 0);
 
     // Pinned by digest alone: the version label says, and the output says so.
     let pinned = format!(
@@ -636,17 +643,155 @@ async fn version_of_client_and_agent_deployment() {
     let v: serde_json::Value = serde_json::from_str(&ok(&out, "json")).expect("json");
     assert_eq!(v["agent"]["version"], "9.9.9");
     assert_eq!(v["agent"]["from"], "label app.kubernetes.io/version");
-    assert_eq!(v["agent"]["image"].as_str(), Some(pinned.as_str()));
+    assert_eq!(
+        v["agent"]["deployment"]["image"].as_str(),
+        Some(pinned.as_str())
+    );
 
-    // Bad input.
+    // Bad input: a user who may read neither the ConfigMap nor the Deployment.
     let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
     let out = cli.raw(&["version", "--agent-namespace", &ns, "--kubeconfig", &unpriv]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+
+    // A running agent: the version it publishes (the one of its binary), not the
+    // Deployment's 9.9.9, to every authenticated user with the RBAC of deploy/rbac.yaml.
+    apply_public_keys_reader(&t).await;
+    let mut agent = t.start_agent(this_binary_as_agent, &["--key-renewal", "0"]);
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), &ns);
+    let published = wait_for(
+        "the agent's version on the public-keys ConfigMap",
+        || async {
+            cms.get_opt("gitseal-public-keys")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|cm| cm.metadata.annotations)
+                .and_then(|a| a.get("gitseal.dev/agent-version").cloned())
+        },
+    )
+    .await;
+    assert_eq!(published, gitseal_agent::VERSION);
+    for kubeconfig in [None, Some(unpriv.as_str())] {
+        let mut a = vec!["version", "--agent-namespace", &ns];
+        if let Some(k) = kubeconfig {
+            a.extend(["--kubeconfig", k]);
+        }
+        let out = match kubeconfig {
+            Some(_) => cli.raw(&a),
+            None => cli.kube(&a),
+        };
+        let table = ok(&out, "version of the running agent");
+        let agent_row = table
+            .lines()
+            .find(|l| l.starts_with("agent"))
+            .expect("agent row");
+        assert!(
+            agent_row.contains(&format!(" {} ", gitseal_agent::VERSION))
+                && agent_row.contains(&format!(
+                    "running agent (ConfigMap {ns}/gitseal-public-keys, annotation gitseal.dev/agent-version"
+                ))
+                && !agent_row.contains("9.9.9"),
+            "{table}"
+        );
+        a.extend(["-o", "json"]);
+        let out = match kubeconfig {
+            Some(_) => cli.raw(&a),
+            None => cli.kube(&a),
+        };
+        let v: serde_json::Value = serde_json::from_str(&ok(&out, "json")).expect("json");
+        assert_eq!(v["agent"]["version"], gitseal_agent::VERSION);
+        assert_eq!(v["agent"]["from"], "annotation gitseal.dev/agent-version");
+        assert_eq!(v["agent"]["configMap"], format!("{ns}/gitseal-public-keys"));
+        assert!(v["agent"].get("deployment").is_none(), "{v}");
+    }
+    // A forged value (whoever may edit the ConfigMap): the leader writes its own back.
+    let forge = |value: serde_json::Value| {
+        let cms = cms.clone();
+        async move {
+            cms.patch(
+                "gitseal-public-keys",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({
+                    "metadata": {"annotations": {"gitseal.dev/agent-version": value}}
+                })),
+            )
+            .await
+            .expect("patch annotation");
+        }
+    };
+    forge(serde_json::json!("0.0.1-forged")).await;
+    wait_for("the leader to restore its version", || async {
+        let cm = cms.get_opt("gitseal-public-keys").await.ok().flatten()?;
+        let v = cm
+            .metadata
+            .annotations?
+            .get("gitseal.dev/agent-version")?
+            .clone();
+        (v == gitseal_agent::VERSION).then_some(())
+    })
+    .await;
+    // No agent any more and the annotation gone (or never written by an older agent): the
+    // Deployment, saying why.
+    agent.kill();
+    forge(serde_json::Value::Null).await;
+    let out = cli.kube(&["version", "--agent-namespace", &ns, "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out, "json")).expect("json");
+    assert_eq!(v["agent"]["version"], "9.9.9");
+    assert_eq!(
+        v["agent"]["fallbackReason"],
+        format!(
+            "no running agent has published its version: ConfigMap {ns}/gitseal-public-keys has no annotation gitseal.dev/agent-version"
+        )
+    );
+    // A value with terminal escapes is shown escaped, on one line.
+    forge(serde_json::json!("1.0\u{1b}[2J\nx")).await;
+    let out = cli.kube(&["version", "--agent-namespace", &ns]);
+    let table = ok(&out, "version with a forged annotation");
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert_eq!(table.lines().count(), 3, "{table:?}");
     let out = cli.raw(&["version", "--agent-namespace", "Bad_NS"]);
     assert_eq!(code(&out), 2);
     let out = cli.raw(&["version", "-o", "xml"]);
     assert_eq!(code(&out), 2);
+}
+
+/// The Role and RoleBinding of `deploy/rbac.yaml` that let every authenticated user read the
+/// public-keys ConfigMap, in the test's agent namespace.
+async fn apply_public_keys_reader(t: &AgentTest) {
+    let text = std::fs::read_to_string(format!("{DEPLOY_DIR}/rbac.yaml")).expect("rbac.yaml");
+    let mut applied = 0;
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let Ok(mut obj) = <DynamicObject as serde::Deserialize>::deserialize(doc) else {
+            continue;
+        };
+        let kind = obj
+            .types
+            .as_ref()
+            .map(|t| t.kind.clone())
+            .unwrap_or_default();
+        if obj.metadata.name.as_deref() != Some("gitseal-public-keys-reader")
+            || !(kind == "Role" || kind == "RoleBinding")
+        {
+            continue;
+        }
+        obj.metadata.namespace = Some(t.agent_ns.clone());
+        let ar = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "rbac.authorization.k8s.io",
+            "v1",
+            &kind,
+        ));
+        let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), &t.agent_ns, &ar);
+        api.patch(
+            "gitseal-public-keys-reader",
+            &PatchParams::apply("gitseal-test").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .expect("apply the public keys reader RBAC");
+        applied += 1;
+    }
+    assert_eq!(applied, 2, "the Role and RoleBinding in deploy/rbac.yaml");
 }
 
 #[tokio::test]

@@ -37,9 +37,9 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use gitseal_api::names::{
-    ACTIVE, CREATED_ANNOTATION, IDENTITY_KEY, KEYS_FIELD_MANAGER, PUBLIC_KEYS_CONFIGMAP,
-    PUBLIC_KEYS_JSON, RECIPIENTS_TXT, ROTATE_DONE_ANNOTATION, ROTATE_REQUESTED_ANNOTATION,
-    SEALING_KEY_LABEL,
+    ACTIVE, AGENT_VERSION_ANNOTATION, CREATED_ANNOTATION, IDENTITY_KEY, KEYS_FIELD_MANAGER,
+    PUBLIC_KEYS_CONFIGMAP, PUBLIC_KEYS_JSON, RECIPIENTS_TXT, ROTATE_DONE_ANNOTATION,
+    ROTATE_REQUESTED_ANNOTATION, SEALING_KEY_LABEL,
 };
 
 use crate::keys::store::{
@@ -325,7 +325,9 @@ impl KeyManager {
         })
     }
 
-    /// Writes the public keys ConfigMap when what it should say differs from what it says.
+    /// Writes the public keys ConfigMap when what it should say differs from what it says:
+    /// the keys, the rotation answered last, and this agent's version (so `gitseal version`
+    /// shows the version that runs; a pass that changes none of these writes nothing).
     async fn publish(
         &self,
         snap: &Snapshot,
@@ -335,13 +337,22 @@ impl KeyManager {
         let data = public_data(snap);
         let live_data = live_cm.as_ref().and_then(|c| c.data.clone());
         let live_done = annotation(live_cm.as_ref(), ROTATE_DONE_ANNOTATION);
-        if live_data.as_ref() == Some(&data) && live_done == done.as_deref() {
+        let live_version = annotation(live_cm.as_ref(), AGENT_VERSION_ANNOTATION);
+        if live_data.as_ref() == Some(&data)
+            && live_done == done.as_deref()
+            && live_version == Some(crate::VERSION)
+        {
             return Ok(());
         }
-        let mut metadata = json!({"name": PUBLIC_KEYS_CONFIGMAP, "namespace": self.namespace});
+        let mut annotations = json!({ AGENT_VERSION_ANNOTATION: crate::VERSION });
         if let Some(d) = &done {
-            metadata["annotations"] = json!({ ROTATE_DONE_ANNOTATION: d });
+            annotations[ROTATE_DONE_ANNOTATION] = json!(d);
         }
+        let metadata = json!({
+            "name": PUBLIC_KEYS_CONFIGMAP,
+            "namespace": self.namespace,
+            "annotations": annotations,
+        });
         let body = json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": metadata,
@@ -355,7 +366,11 @@ impl KeyManager {
                 &Patch::Apply(&body),
             )
             .await?;
-        tracing::info!(keys = snap.public.len(), "public keys published");
+        tracing::info!(
+            keys = snap.public.len(),
+            agent_version = crate::VERSION,
+            "public keys published"
+        );
         *live_cm = Some(cm);
         Ok(())
     }

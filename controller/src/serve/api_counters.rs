@@ -83,7 +83,7 @@ impl tower::Service<http::Request<kube::client::Body>> for ThroughClient {
 
 /// The User-Agent of the agent's requests.
 pub fn user_agent() -> String {
-    format!("gitseal-agent/{}", env!("CARGO_PKG_VERSION"))
+    format!("gitseal-agent/{}", crate::VERSION)
 }
 
 /// A client whose every request is counted and carries the agent's User-Agent.

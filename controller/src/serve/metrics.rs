@@ -63,7 +63,7 @@ impl Metrics {
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
+                version: crate::VERSION.to_owned(),
             })
             .set(1);
         registry.register(
