@@ -264,7 +264,18 @@ fn every_option(escrow: &str) -> Vec<String> {
         "reconciler.extraRules[0].verbs[1]=patch",
         "image.digest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "image.pullPolicy=Always",
-        "extraArgs[0]=--concurrency=4",
+        "concurrency=4",
+        "reconcileConcurrency=16",
+        "allowRemoteBases=true",
+        "leaderElection.leaseDuration=15s",
+        "leaderElection.renewDeadline=10s",
+        "limits.maxFileBytes=16Mi",
+        "limits.maxFileDocuments=2000",
+        "limits.maxFileNodes=3000000",
+        "limits.maxDepth=100",
+        "limits.maxPassBytes=268435456",
+        "limits.maxPassNodes=9000000",
+        "extraArgs[0]=--max-pass-documents=5000",
         "podLabels.team=platform",
         "nodeSelector.kubernetes\\.io/os=linux",
         "priorityClassName=system-cluster-critical",
@@ -291,6 +302,31 @@ fn every_flag_the_chart_renders_is_an_agent_flag() {
     assert_eq!(run.key_renewal, std::time::Duration::from_secs(48 * 3600));
     assert_eq!(run.escrow_recipients, vec![escrow]);
     assert_eq!(run.concurrency, 4);
+    assert_eq!(run.reconcile_concurrency, 16);
+    assert!(run.allow_remote_bases);
+    assert_eq!(run.lease_duration, std::time::Duration::from_secs(15));
+    assert_eq!(run.lease_renew_deadline, std::time::Duration::from_secs(10));
+    let l = &run.limits;
+    assert_eq!(
+        (
+            l.max_file_bytes,
+            l.max_file_documents,
+            l.max_file_nodes,
+            l.max_depth,
+            l.max_pass_bytes,
+            l.max_pass_documents,
+            l.max_pass_nodes
+        ),
+        (16 << 20, 2000, 3_000_000, 100, 256 << 20, 5000, 9_000_000)
+    );
+    // The webhook's body limit, only with the webhook on (the flag requires its address).
+    let args = agent_args(&helm_template("gitseal", &["webhook.maxBody=2097152"]));
+    let gitseal_agent::args::Command::Run(with_webhook) =
+        parses_as_agent_flags(&args, "chart with webhook.maxBody").command
+    else {
+        panic!("the chart runs the agent's `run`: {args:?}")
+    };
+    assert_eq!(with_webhook.webhook_max_body, 2_097_152);
     assert_eq!(
         run.default_service_account.as_deref(),
         Some("gitsync-tenant")
@@ -368,6 +404,17 @@ fn helm_lint_passes_and_refuses_bad_values() {
         ("defaultServiceAccount=Not A Name", "/defaultServiceAccount"),
         ("escrowRecipients[0]=age1nope", "/escrowRecipients/0"),
         ("image.digest=latest", "/image/digest"),
+        ("concurrency=0", "/concurrency"),
+        ("reconcileConcurrency=0", "/reconcileConcurrency"),
+        ("reconcileConcurrency=257", "/reconcileConcurrency"),
+        (
+            "leaderElection.leaseDuration=soon",
+            "/leaderElection/leaseDuration",
+        ),
+        ("limits.maxFileBytes=8Xi", "/limits/maxFileBytes"),
+        ("limits.maxDepth=-1", "/limits/maxDepth"),
+        ("webhook.maxBody=0", "/webhook/maxBody"),
+        ("limits.maxDepht=3", "maxDepht"),
         // A misspelt value is an error, not silently ignored.
         ("watchNamespaces=apps", "watchNamespaces"),
         ("reconciler.extraRules[0].apiGroups[0]=x", "verbs"),
