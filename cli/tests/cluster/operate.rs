@@ -904,6 +904,29 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
         stderr(&out)
     );
 
+    // A GitSync whose spec is refused answers the request too: exit 1 with the refusal.
+    gitsync_api(&t)
+        .patch(
+            "refused",
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "refused"},
+                "spec": {"url": "https://example.invalid/r.git", "serviceAccountName": "Not_A_Name"}
+            })),
+        )
+        .await
+        .expect("refused gitsync");
+    let out = cli.kube(&["reconcile", "gitsync", "refused", "-n", &app_ns, "--wait"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("the pass of GitSync {app_ns}/refused failed"))
+            && stderr(&out).contains("spec.serviceAccountName")
+            && stderr(&out).contains("InvalidSpec"),
+        "{}",
+        stderr(&out)
+    );
+
     // Bad input.
     let out = cli.kube(&["reconcile", "gitsync", "missing", "-n", &app_ns, "--wait"]);
     assert_eq!(code(&out), 1);

@@ -384,6 +384,10 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             ];
             status.observed_generation = generation;
             status.last_error = Some(msg.clone());
+            // A request is answered by this refusal too (`gitseal reconcile gitsync --wait`
+            // waits for it and reports the message).
+            status.last_handled_reconcile_at =
+                requested.clone().or(old.last_handled_reconcile_at.clone());
             if old.last_error.as_deref() != Some(msg.as_str()) {
                 event(&ctx, &gs, true, "InvalidSpec", &msg).await;
             }
