@@ -32,6 +32,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, PostParams};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use crate::kube_error::kube_message;
@@ -121,16 +122,25 @@ pub struct Elector {
     observed: Option<(Record, Instant)>,
     /// When the last successful renewal (or acquisition) was sent, while leading.
     renewed: Option<Instant>,
+    /// Counts rounds whose Lease request failed or timed out (a metric).
+    errors: Counter,
 }
 
 impl Elector {
-    pub fn new(client: kube::Client, config: LeaseConfig, readiness: Arc<Readiness>) -> Elector {
+    /// `errors` counts the rounds whose request on the Lease failed or timed out.
+    pub fn new(
+        client: kube::Client,
+        config: LeaseConfig,
+        readiness: Arc<Readiness>,
+        errors: Counter,
+    ) -> Elector {
         Elector {
             api: Api::namespaced(client, &config.namespace),
             config,
             readiness,
             observed: None,
             renewed: None,
+            errors,
         }
     }
 
@@ -158,11 +168,13 @@ impl Elector {
                     holds
                 }
                 Ok(Err(e)) => {
+                    self.errors.inc();
                     self.readiness.set_api_reachable(false);
                     tracing::warn!(error = %kube_message(&e), "leader election: the Lease could not be read or written");
                     false
                 }
                 Err(_) => {
+                    self.errors.inc();
                     self.readiness.set_api_reachable(false);
                     tracing::warn!(after = ?budget, "leader election: the API server did not answer in time");
                     false

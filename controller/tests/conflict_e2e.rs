@@ -60,6 +60,17 @@ async fn a_shared_object_is_reported_not_fought_over() {
         )) && message.contains(&format!("GitSync {ns}/b")),
         "{message}"
     );
+    // The metric counts the object b did not apply (a's series: 0).
+    wait_for("gitseal_gitsync_conflicts of b", || async {
+        (agent.metric("gitseal_gitsync_conflicts") == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        agent.metric(&format!(
+            "gitseal_gitsync_conflicts{{namespace=\"{ns}\",name=\"b\"}}"
+        )),
+        Some(1.0)
+    );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     assert!(
         cms.get_opt("b-only").await.expect("get").is_some(),
@@ -115,6 +126,10 @@ async fn a_shared_object_is_reported_not_fought_over() {
     .await;
     let shared = cms.get("shared").await.expect("shared");
     assert_eq!(shared.data.as_ref().expect("data")["v"], "from-b");
+    wait_for("no conflicts counted any more", || async {
+        (agent.metric("gitseal_gitsync_conflicts") == Some(0.0)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -70,6 +70,9 @@ async fn frozen_api_server_fails_the_pass_in_time_and_recovers() {
     let timeouts_before = agent
         .metric("gitseal_passes_total{result=\"timeout\"}")
         .unwrap_or(0.0);
+    let lease_errors_before = agent
+        .metric("gitseal_leader_election_errors_total")
+        .expect("the leader election errors metric");
 
     // A pass that changes every object; freeze the API server once it is under way.
     commit_file(
@@ -113,6 +116,10 @@ async fn frozen_api_server_fails_the_pass_in_time_and_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Counted before the thaw: the rounds that could not renew the Lease.
+    let lease_errors = agent
+        .metric("gitseal_leader_election_errors_total")
+        .expect("the leader election errors metric");
     signal(apiserver, "CONT");
     let thawed = Instant::now();
     wait_ready(&client, &ns, "apps", Some(&v2)).await;
@@ -150,6 +157,11 @@ async fn frozen_api_server_fails_the_pass_in_time_and_recovers() {
         "the failure was not treated as transient"
     );
     assert_eq!(total, OBJECTS, "objects were deleted");
+    // Each round on the Lease timed out during the freeze (one every second or two).
+    assert!(
+        lease_errors - lease_errors_before >= 10.0,
+        "leader election errors {lease_errors_before} -> {lease_errors}"
+    );
     assert_eq!(updated, OBJECTS);
     assert!(
         converged < Duration::from_secs(10),

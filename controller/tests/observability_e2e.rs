@@ -264,6 +264,16 @@ async fn events_metrics_logs_and_user_agent() {
             "the dashboard queries {name}, which /metrics does not have:\n{metrics}"
         );
     }
+    // The panels added with leader election, conflicts and dependsOn are among them.
+    for name in [
+        "gitseal_leader",
+        "gitseal_api_lease_requests_total",
+        "gitseal_leader_election_errors_total",
+        "gitseal_gitsync_conflicts",
+        "gitseal_sealing_key_secrets_ignored",
+    ] {
+        assert!(names.contains(name), "the dashboard does not plot {name}");
+    }
 
     // Logs: info and above, plain text, each pass with its own request counts; a no-op pass
     // (interval 1 s) writes nothing.

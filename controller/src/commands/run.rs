@@ -64,7 +64,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let readiness = Arc::new(Readiness::default());
     let key_store = KeyStore::new();
     let (leading_tx, leading) = watch::channel(false);
-    let mut elector = Elector::new(client.clone(), lease, readiness.clone());
+    let mut elector = Elector::new(
+        client.clone(),
+        lease,
+        readiness.clone(),
+        metrics.leader_election_errors.clone(),
+    );
     let key_manager = KeyManager::new(
         client.clone(),
         args.namespace.clone(),

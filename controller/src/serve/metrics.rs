@@ -54,6 +54,8 @@ pub struct Metrics {
     api_lease: Counter,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
+    /// Leader election rounds whose Lease request failed or timed out.
+    pub leader_election_errors: Counter,
     pub counters: Arc<ApiCounters>,
 }
 
@@ -152,6 +154,12 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        let leader_election_errors = Counter::default();
+        registry.register(
+            "leader_election_errors",
+            "Leader election rounds whose request on the Lease failed or timed out (a leader that cannot renew for the renew deadline stops leading)",
+            leader_election_errors.clone(),
+        );
         Metrics {
             registry,
             sources,
@@ -169,6 +177,7 @@ impl Metrics {
             api_writes,
             api_lease,
             leader,
+            leader_election_errors,
             counters,
         }
     }

@@ -324,6 +324,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                 ready: false,
                 objects: old.inventory.as_ref().map_or(0, |i| i.objects),
                 applied_at: None,
+                conflicts: None,
             },
         );
         write_status(&ctx, &gs, status, timeout).await?;
@@ -437,6 +438,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                     ready: false,
                     objects: source.state.inventory.len(),
                     applied_at: None,
+                    conflicts: None,
                 },
             );
             write_status(&ctx, &gs, status, timeout).await?;
@@ -612,6 +614,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                     ready: true,
                     objects: outcome.report.inventory.len(),
                     applied_at: Some(unix_now()),
+                    conflicts: Some(conflicts.len()),
                 },
             );
             tracing::info!(
@@ -649,6 +652,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
                     ready: false,
                     objects: state.inventory.len(),
                     applied_at: None,
+                    conflicts: None,
                 },
             );
             let msg = e.to_string();

@@ -44,6 +44,9 @@ pub struct PassRecord<'a> {
     pub objects: usize,
     /// Unix time of the pass, when it applied everything.
     pub applied_at: Option<f64>,
+    /// Objects the pass did not apply because another GitSync manages them, when it applied
+    /// (a pass that applied nothing leaves the last figure).
+    pub conflicts: Option<usize>,
 }
 
 /// Per-GitSync series.
@@ -54,6 +57,7 @@ pub struct SourceMetrics {
     ready: Family<SourceLabels, Gauge>,
     objects: Family<SourceLabels, Gauge>,
     last_applied: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    conflicts: Family<SourceLabels, Gauge>,
     /// Each GitSync with series, and the results it has counted (to remove them later).
     known: Mutex<BTreeMap<SourceLabels, BTreeSet<String>>>,
     /// The GitSync controller's cache, once it has synced: which GitSyncs still exist.
@@ -68,6 +72,7 @@ impl SourceMetrics {
             ready: Family::default(),
             objects: Family::default(),
             last_applied: Family::default(),
+            conflicts: Family::default(),
             known: Mutex::new(BTreeMap::new()),
             store: Arc::new(Mutex::new(None)),
         };
@@ -96,6 +101,11 @@ impl SourceMetrics {
             "Unix time of the GitSync's last pass that applied everything",
             m.last_applied.clone(),
         );
+        registry.register(
+            "gitsync_conflicts",
+            "Objects the GitSync's last applying pass did not apply because another GitSync manages them",
+            m.conflicts.clone(),
+        );
         m
     }
 
@@ -119,6 +129,11 @@ impl SourceMetrics {
             .set(i64::try_from(p.objects).unwrap_or(i64::MAX));
         if let Some(t) = p.applied_at {
             self.last_applied.get_or_create(&source).set(t);
+        }
+        if let Some(n) = p.conflicts {
+            self.conflicts
+                .get_or_create(&source)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         if let Ok(mut known) = self.known.lock() {
             known.entry(source).or_default().insert(p.result.to_owned());
@@ -148,6 +163,7 @@ impl SourceMetrics {
         self.ready.remove(&source);
         self.objects.remove(&source);
         self.last_applied.remove(&source);
+        self.conflicts.remove(&source);
     }
 
     /// From now on, series of GitSyncs missing from `store` are removed (once it has
@@ -210,6 +226,7 @@ mod tests {
             ready: result == "ok",
             objects: 3,
             applied_at: Some(1.0),
+            conflicts: (result == "ok").then_some(2),
         };
         m.pass("apps", "one", rec("ok"));
         m.pass("apps", "one", rec("unreachable"));
@@ -219,6 +236,11 @@ mod tests {
         assert!(out.contains(
             r#"gitseal_gitsync_passes_total{namespace="apps",name="one",result="unreachable"} 1"#
         ));
+        // A failed pass leaves the figure of the last applying one.
+        assert!(
+            out.contains(r#"gitseal_gitsync_conflicts{namespace="apps",name="one"} 2"#),
+            "{out}"
+        );
         m.forget("apps", "one");
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
