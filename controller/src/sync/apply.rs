@@ -159,6 +159,57 @@ pub struct Conflict {
     pub owner: String,
 }
 
+/// Objects per page of a drift check's LIST: the answer for 10,000 objects is never held
+/// whole.
+const LIST_PAGE: u32 = 500;
+
+/// A metadata LIST answer, as much as a drift check reads of it.
+#[derive(serde::Deserialize)]
+struct LeanList {
+    #[serde(default)]
+    metadata: LeanListMeta,
+    /// `null` when nothing matches.
+    #[serde(default)]
+    items: Option<Vec<LeanItem>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct LeanListMeta {
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeanItem {
+    metadata: LeanMeta,
+}
+
+/// The metadata fields [`fingerprint`] and the drift check read; serde skips the rest.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanMeta {
+    name: Option<String>,
+    namespace: Option<String>,
+    resource_version: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl LeanMeta {
+    fn into_meta(self) -> ObjectMeta {
+        ObjectMeta {
+            name: self.name,
+            namespace: self.namespace,
+            resource_version: self.resource_version,
+            generation: self.generation,
+            labels: self.labels,
+            annotations: self.annotations,
+            ..Default::default()
+        }
+    }
+}
+
 pub struct Applier<'a> {
     pub client: &'a kube::Client,
     pub memory: &'a mut ApplyMemory,
@@ -235,24 +286,47 @@ impl Applier<'_> {
             vec![Api::all_with(self.client.clone(), ar)]
         };
         let mut out = HashMap::new();
+        let selector = self.selector();
         for api in apis {
-            let list = api
-                .list_metadata(&ListParams::default().labels(&self.selector()))
-                .await
-                .map_err(|e| ApplyError::List {
-                    kind: ar.kind.clone(),
-                    message: kube_message(&e),
-                    transient: is_transient(&e),
-                })?;
-            out.extend(list.items.into_iter().map(|m| {
-                let key = (
-                    m.metadata.namespace.clone(),
-                    m.metadata.name.clone().unwrap_or_default(),
-                );
-                (key, m.metadata)
-            }));
+            let mut token: Option<String> = None;
+            loop {
+                let mut params = ListParams::default().labels(&selector).limit(LIST_PAGE);
+                if let Some(t) = &token {
+                    params = params.continue_token(t);
+                }
+                let page = self
+                    .lean_list(&api, &params)
+                    .await
+                    .map_err(|e| ApplyError::List {
+                        kind: ar.kind.clone(),
+                        message: kube_message(&e),
+                        transient: is_transient(&e),
+                    })?;
+                out.extend(page.items.into_iter().flatten().map(|i| {
+                    let m = i.metadata;
+                    let key = (m.namespace.clone(), m.name.clone().unwrap_or_default());
+                    (key, m.into_meta())
+                }));
+                token = page.metadata.continue_.filter(|t| !t.is_empty());
+                if token.is_none() {
+                    break;
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// One page of a metadata LIST, parsed for what a drift check reads only: the
+    /// `managedFields` of each object (most of the answer) are skipped unparsed.
+    async fn lean_list(
+        &self,
+        api: &Api<DynamicObject>,
+        params: &ListParams,
+    ) -> Result<LeanList, kube::Error> {
+        let request = kube::core::Request::new(api.resource_url())
+            .list_metadata(params)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request::<LeanList>(request).await
     }
 
     /// Whether every object applied before is still as the agent left it, from one metadata
@@ -606,5 +680,33 @@ impl Applier<'_> {
             .map_err(|_| ApplyError::CrdNotEstablished(name.clone()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lean_list_reads_pages_empty_lists_and_skips_managed_fields() {
+        let empty: LeanList =
+            serde_json::from_str(r#"{"kind":"PartialObjectMetadataList","metadata":{"resourceVersion":"7"},"items":null}"#)
+                .unwrap();
+        assert!(empty.items.is_none() && empty.metadata.continue_.is_none());
+        let page: LeanList = serde_json::from_str(
+            r#"{"metadata":{"continue":"abc","remainingItemCount":3},"items":[{"metadata":{
+                "name":"cm","namespace":"app","resourceVersion":"42","generation":2,
+                "labels":{"a":"b"},"annotations":null,
+                "managedFields":[{"manager":"gitseal-agent","fieldsV1":{"f:data":{"f:x":{}}}}]}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(page.metadata.continue_.as_deref(), Some("abc"));
+        let meta = page.items.unwrap().remove(0).metadata.into_meta();
+        assert_eq!(meta.name.as_deref(), Some("cm"));
+        assert_eq!(meta.namespace.as_deref(), Some("app"));
+        assert_eq!(meta.resource_version.as_deref(), Some("42"));
+        assert_eq!(meta.generation, Some(2));
+        assert_eq!(meta.labels.unwrap()["a"], "b");
+        assert!(meta.annotations.is_none() && meta.managed_fields.is_none());
     }
 }
