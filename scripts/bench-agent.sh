@@ -54,7 +54,7 @@ PY
 }
 echo "generating $objects_wanted objects in $N_NS namespaces, twice" >&2
 gen "$work/repo/apps" bench-agent "$work/secrets"
-gen "$work/plain" bench-kubectl "$work/plain"
+gen "$work/plain" bench-kubectl "$work/plain/secrets"
 # The agent's repository holds SealedSecrets (one file per namespace), kubectl's the Secrets.
 for f in "$work/secrets"/*.yaml; do
   "$GITSEAL" seal -r "$PUB" -f "$f" -w "$work/repo/apps/sealed-$(basename "$f")"
