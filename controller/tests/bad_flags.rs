@@ -96,6 +96,9 @@ fn bad_limit_flags_are_usage_errors_naming_the_flag() {
             &["--max-pass-documents", "many"][..],
             "--max-pass-documents",
         ),
+        // Reconciles at once: at least one (0 would stop the controllers), at most 256.
+        (&["--reconcile-concurrency", "0"][..], "not in 1..=256"),
+        (&["--reconcile-concurrency", "100000"][..], "not in 1..=256"),
     ] {
         let out = run(args, dir.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
