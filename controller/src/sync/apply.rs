@@ -602,21 +602,29 @@ impl Applier<'_> {
                     o.set_label(SYNC_NAMESPACE_LABEL, owner_ns);
                     o.set_label(SYNC_NAME_LABEL, owner_name);
                     let api: Api<DynamicObject> = match caps.scope {
-                        ApiScope::Namespaced => {
-                            Api::namespaced_with(client, o.namespace().unwrap_or("default"), ar)
-                        }
-                        ApiScope::Cluster => Api::all_with(client, ar),
+                        ApiScope::Namespaced => Api::namespaced_with(
+                            client.clone(),
+                            o.namespace().unwrap_or("default"),
+                            ar,
+                        ),
+                        ApiScope::Cluster => Api::all_with(client.clone(), ar),
                     };
                     let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
-                    let live = api
+                    // The answer is the whole object (a Secret's values too): only the
+                    // metadata the fingerprint needs is parsed out of it.
+                    let live = kube::core::Request::new(api.resource_url())
                         .patch(o.name(), &params, &Patch::Apply(&o.value))
-                        .await
-                        .map_err(|e| ApplyError::Apply {
-                            object: o.describe(),
-                            source_file: o.source.clone(),
-                            message: kube_message(&e),
-                            transient: is_transient(&e),
-                        })?;
+                        .map_err(kube::Error::BuildRequest);
+                    let live = match live {
+                        Ok(request) => client.request::<LeanItem>(request).await,
+                        Err(e) => Err(e),
+                    }
+                    .map_err(|e| ApplyError::Apply {
+                        object: o.describe(),
+                        source_file: o.source.clone(),
+                        message: kube_message(&e),
+                        transient: is_transient(&e),
+                    })?;
                     let crd = o.is_crd().then(|| o.name().to_owned());
                     let managed = managed_keys(&o);
                     let (g, v) = o.group_version();
@@ -624,7 +632,7 @@ impl Applier<'_> {
                         o.id(),
                         Applied {
                             hash,
-                            fingerprint: fingerprint(&live.metadata, &managed),
+                            fingerprint: fingerprint(&live.metadata.into_meta(), &managed),
                             managed,
                             kind: (g.to_owned(), v.to_owned(), o.kind().to_owned()),
                         },
