@@ -558,6 +558,22 @@ fn size(n: usize) -> String {
 mod tests {
     use super::*;
 
+    /// `render` with no remote bases allowed and the default limits.
+    async fn render_local(
+        root: &Path,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Object>, RenderError> {
+        render(
+            root,
+            path,
+            RemoteBases::default(),
+            timeout,
+            &ManifestLimits::DEFAULT,
+        )
+        .await
+    }
+
     #[test]
     fn missing_fields_name_the_file() {
         let e = parse(
@@ -674,15 +690,9 @@ mod tests {
             "resources: [cm.yaml]\n",
         );
         write("clusters/dev/m/apps/cm.yaml", &cm("app"));
-        let objs = render(
-            d.path(),
-            "clusters/dev",
-            RemoteBases::default(),
-            Duration::from_secs(60),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap();
+        let objs = render_local(d.path(), "clusters/dev", Duration::from_secs(60))
+            .await
+            .unwrap();
         let got: Vec<(String, String)> = objs
             .iter()
             .map(|o| (o.name().to_owned(), o.source.clone()))
@@ -700,16 +710,10 @@ mod tests {
         );
         // The same object from two places is a duplicate, naming both.
         write("clusters/dev/dup.yaml", &cm("infra-one"));
-        let e = render(
-            d.path(),
-            "clusters/dev",
-            RemoteBases::default(),
-            Duration::from_secs(60),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let e = render_local(d.path(), "clusters/dev", Duration::from_secs(60))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("duplicate object ConfigMap x/infra-one: in clusters/dev/dup.yaml document 1 and in kustomize build clusters/dev/infra"),
             "{e}"
@@ -719,15 +723,9 @@ mod tests {
             "clusters/dev/remote/kustomization.yaml",
             "resources: [https://example.invalid/x.yaml]\n",
         );
-        let e = render(
-            d.path(),
-            "clusters/dev",
-            RemoteBases::default(),
-            Duration::from_secs(60),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap_err();
+        let e = render_local(d.path(), "clusters/dev", Duration::from_secs(60))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), "render_refused", "{e}");
         assert!(
             e.to_string()
@@ -743,51 +741,27 @@ mod tests {
         std::fs::write(d.path().join("apps/a.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: x}\n").unwrap();
         std::fs::write(d.path().join("apps/.hidden/c.yaml"), "nope: [").unwrap();
         std::fs::write(d.path().join("apps/readme.md"), "nope").unwrap();
-        let objs = render(
-            d.path(),
-            "apps",
-            RemoteBases::default(),
-            Duration::from_secs(30),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap();
+        let objs = render_local(d.path(), "apps", Duration::from_secs(30))
+            .await
+            .unwrap();
         assert_eq!(objs.len(), 2);
         std::fs::write(
             d.path().join("apps/z.json"),
             r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"x"}}"#,
         )
         .unwrap();
-        let e = render(
-            d.path(),
-            "apps",
-            RemoteBases::default(),
-            Duration::from_secs(30),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
+        let e = render_local(d.path(), "apps", Duration::from_secs(30))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate object ConfigMap x/a: in apps/a.yaml document 1 and in apps/z.json document 1"), "{e}");
-        let e = render(
-            d.path(),
-            "../",
-            RemoteBases::default(),
-            Duration::from_secs(30),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap_err();
+        let e = render_local(d.path(), "../", Duration::from_secs(30))
+            .await
+            .unwrap_err();
         assert!(matches!(e, RenderError::PathEscapes(_)), "{e}");
-        let e = render(
-            d.path(),
-            "nope",
-            RemoteBases::default(),
-            Duration::from_secs(30),
-            &ManifestLimits::DEFAULT,
-        )
-        .await
-        .unwrap_err();
+        let e = render_local(d.path(), "nope", Duration::from_secs(30))
+            .await
+            .unwrap_err();
         assert!(matches!(e, RenderError::PathNotFound(_)), "{e}");
     }
 }

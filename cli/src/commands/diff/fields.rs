@@ -89,22 +89,7 @@ fn walk(
         (Value::Array(a), Value::Array(b)) => {
             for i in 0..a.len().max(b.len()) {
                 path.push(format!("[{i}]"));
-                match (a.get(i), b.get(i)) {
-                    (Some(x), Some(y)) => walk(x, y, path, secret, out),
-                    (Some(x), None) => out.push(Change {
-                        path: render_path(path),
-                        op: Op::Remove,
-                        from: shown(x, path, secret),
-                        to: None,
-                    }),
-                    (None, Some(y)) => out.push(Change {
-                        path: render_path(path),
-                        op: Op::Add,
-                        from: None,
-                        to: shown(y, path, secret),
-                    }),
-                    (None, None) => {}
-                }
+                member(a.get(i), b.get(i), path, secret, out);
                 path.pop();
             }
         }
@@ -130,23 +115,34 @@ fn objects(
     keys.dedup();
     for k in keys {
         path.push(k.clone());
-        match (a.get(k), b.get(k)) {
-            (Some(x), Some(y)) => walk(x, y, path, secret, out),
-            (Some(x), None) => out.push(Change {
-                path: render_path(path),
-                op: Op::Remove,
-                from: shown(x, path, secret),
-                to: None,
-            }),
-            (None, Some(y)) => out.push(Change {
-                path: render_path(path),
-                op: Op::Add,
-                from: None,
-                to: shown(y, path, secret),
-            }),
-            (None, None) => {}
-        }
+        member(a.get(k), b.get(k), path, secret, out);
         path.pop();
+    }
+}
+
+/// One array element or map member at `path`, live and desired: compared, added or removed.
+fn member(
+    live: Option<&Value>,
+    desired: Option<&Value>,
+    path: &mut Vec<String>,
+    secret: bool,
+    out: &mut Vec<Change>,
+) {
+    match (live, desired) {
+        (Some(x), Some(y)) => walk(x, y, path, secret, out),
+        (Some(x), None) => out.push(Change {
+            path: render_path(path),
+            op: Op::Remove,
+            from: shown(x, path, secret),
+            to: None,
+        }),
+        (None, Some(y)) => out.push(Change {
+            path: render_path(path),
+            op: Op::Add,
+            from: None,
+            to: shown(y, path, secret),
+        }),
+        (None, None) => {}
     }
 }
 
