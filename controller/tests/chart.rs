@@ -106,7 +106,7 @@ fn key(o: &Object) -> String {
 
 /// The object without Helm's bookkeeping labels (an emptied `labels` goes too).
 fn normalised(o: &Object) -> Value {
-    let mut v = o.value.clone();
+    let mut v = o.value().clone();
     for pointer in ["/metadata/labels", "/spec/template/metadata/labels"] {
         let Some(parent) = v.pointer_mut(pointer.rsplit_once('/').map_or("", |p| p.0)) else {
             continue;
@@ -231,7 +231,7 @@ fn agent_args(objects: &[Object]) -> Vec<String> {
         .iter()
         .find(|o| o.kind() == "Deployment")
         .expect("a Deployment");
-    d.value
+    d.value()
         .pointer("/spec/template/spec/containers/0/args")
         .and_then(Value::as_array)
         .expect("container args")
@@ -350,18 +350,18 @@ fn every_flag_the_chart_renders_is_an_agent_flag() {
         .iter()
         .find(|o| o.kind() == "Deployment")
         .expect("deployment");
-    assert_eq!(d.value["spec"]["replicas"], 3);
+    assert_eq!(d.value()["spec"]["replicas"], 3);
     let pdb = objects
         .iter()
         .find(|o| o.kind() == "PodDisruptionBudget")
         .expect("pdb");
-    assert_eq!(pdb.value["spec"]["minAvailable"], 2);
+    assert_eq!(pdb.value()["spec"]["minAvailable"], 2);
     assert_eq!(
-        d.value["spec"]["template"]["spec"]["containers"][0]["image"],
+        d.value()["spec"]["template"]["spec"]["containers"][0]["image"],
         "ghcr.io/gitseal/gitseal-agent@sha256:0000000000000000000000000000000000000000000000000000000000000000"
     );
     assert_eq!(
-        d.value["spec"]["template"]["metadata"]["labels"]["team"],
+        d.value()["spec"]["template"]["metadata"]["labels"]["team"],
         "platform"
     );
 
@@ -377,12 +377,12 @@ fn every_flag_the_chart_renders_is_an_agent_flag() {
         .find(|o| o.kind() == "Service")
         .expect("service");
     assert_eq!(
-        sm.value["spec"]["selector"]["matchLabels"],
-        svc.value["spec"]["selector"]
+        sm.value()["spec"]["selector"]["matchLabels"],
+        svc.value()["spec"]["selector"]
     );
     assert_eq!(
-        sm.value["spec"]["endpoints"][0]["port"],
-        svc.value["spec"]["ports"][0]["name"]
+        sm.value()["spec"]["endpoints"][0]["port"],
+        svc.value()["spec"]["ports"][0]["name"]
     );
 }
 
@@ -454,7 +454,7 @@ async fn dry_run(client: &kube::Client, objects: &[Object]) {
         if !o.is_crd() {
             params = params.dry_run();
         }
-        api.patch(o.name(), &params, &Patch::Apply(&o.value))
+        api.patch(o.name(), &params, &Patch::Apply(&o.value()))
             .await
             .unwrap_or_else(|e| panic!("{} rejected: {e}", o.describe()));
         if o.is_crd() {

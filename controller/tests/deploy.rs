@@ -73,7 +73,7 @@ async fn deploy_applies_with_server_side_dry_run() {
         if o.stage() > 0 {
             params = params.dry_run();
         }
-        api.patch(o.name(), &params, &Patch::Apply(&o.value))
+        api.patch(o.name(), &params, &Patch::Apply(&o.value()))
             .await
             .unwrap_or_else(|e| panic!("{} rejected: {e}", o.describe()));
         if o.is_crd() {

@@ -15,7 +15,7 @@ use kube::core::{GroupVersionKind, ObjectMeta};
 use kube::discovery::{ApiCapabilities, ApiResource, Scope as ApiScope};
 
 use super::drift::{Applied, KindKey, fingerprint, hash_of, managed_keys};
-use super::object::{Object, ObjectId};
+use super::object::{Object, ObjectId, set_label};
 use crate::kube_error::{is_transient, kube_message};
 
 /// Why an apply or prune failed. Messages name objects, never values.
@@ -595,12 +595,14 @@ impl Applier<'_> {
         let client = self.client.clone();
         let (owner_ns, owner_name) = self.owner;
         let mut results = stream::iter(mine)
-            .map(|(mut o, r, hash)| {
+            .map(|(o, r, hash)| {
                 let client = client.clone();
                 async move {
                     let (ar, caps) = &*r;
-                    o.set_label(SYNC_NAMESPACE_LABEL, owner_ns);
-                    o.set_label(SYNC_NAME_LABEL, owner_name);
+                    // Parsed for the time it is in flight only.
+                    let mut body = o.value();
+                    set_label(&mut body, SYNC_NAMESPACE_LABEL, owner_ns);
+                    set_label(&mut body, SYNC_NAME_LABEL, owner_name);
                     let api: Api<DynamicObject> = match caps.scope {
                         ApiScope::Namespaced => Api::namespaced_with(
                             client.clone(),
@@ -613,7 +615,7 @@ impl Applier<'_> {
                     // The answer is the whole object (a Secret's values too): only the
                     // metadata the fingerprint needs is parsed out of it.
                     let live = kube::core::Request::new(api.resource_url())
-                        .patch(o.name(), &params, &Patch::Apply(&o.value))
+                        .patch(o.name(), &params, &Patch::Apply(&body))
                         .map_err(kube::Error::BuildRequest);
                     let live = match live {
                         Ok(request) => client.request::<LeanItem>(request).await,
@@ -626,7 +628,8 @@ impl Applier<'_> {
                         transient: is_transient(&e),
                     })?;
                     let crd = o.is_crd().then(|| o.name().to_owned());
-                    let managed = managed_keys(&o);
+                    let managed = managed_keys(&body);
+                    drop(body);
                     let (g, v) = o.group_version();
                     Ok::<_, ApplyError>((
                         o.id(),

@@ -24,11 +24,10 @@ pub(super) struct Applied {
 pub(super) type KindKey = (String, String, String);
 
 /// The label and annotation keys an object sets.
-pub(super) fn managed_keys(desired: &Object) -> Vec<(&'static str, String)> {
+pub(super) fn managed_keys(desired: &serde_json::Value) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for field in ["labels", "annotations"] {
         if let Some(m) = desired
-            .value
             .pointer(&format!("/metadata/{field}"))
             .and_then(serde_json::Value::as_object)
         {
@@ -78,10 +77,9 @@ pub(super) fn fingerprint(meta: &ObjectMeta, managed: &[(&'static str, String)])
 /// The hash of what is sent for `o`: the object as rendered plus the labels naming its
 /// source `owner` (set just before it is sent).
 pub(super) fn hash_of(o: &Object, owner: (&str, &str)) -> [u8; 32] {
-    // serde_json maps are sorted, so the serialisation is canonical.
-    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&o.value).unwrap_or_default());
+    // The object's text is canonical (serde_json maps are sorted).
     let mut h = Sha256::new();
-    h.update(&bytes[..]);
+    h.update(o.json().as_bytes());
     for part in [owner.0, owner.1] {
         h.update([0]);
         h.update(part.as_bytes());

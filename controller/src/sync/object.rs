@@ -3,7 +3,7 @@
 use std::fmt;
 
 use serde_json::Value;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Identity of an object in the cluster: group, kind, namespace, name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,16 +66,24 @@ impl fmt::Debug for ObjectId {
     }
 }
 
-/// One manifest to apply. It may be a decrypted Secret, so `Debug` shows only its identity
-/// and its strings are overwritten when it is dropped.
+/// One manifest to apply, kept as compact JSON text from render to apply: a rendered object
+/// costs its text and a few header strings, not a tree of maps (a `serde_json::Value` of a
+/// small Deployment is a dozen B-tree nodes of half a kilobyte each — 10,000 objects held as
+/// values were most of the agent's peak memory). The text is canonical (serde_json's maps
+/// are sorted), so it is also what the drift hash covers. It may be a decrypted Secret: `Debug`
+/// shows only its identity, and the text and every parsed copy are overwritten when dropped.
 pub struct Object {
     /// The file (or `kustomize build <dir>`) it came from.
     pub source: String,
     /// 1-based document number in that source.
     pub document: usize,
-    pub value: Value,
     /// True for Secrets produced from a SealedSecret.
     pub decrypted: bool,
+    api_version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+    json: Zeroizing<String>,
 }
 
 impl fmt::Debug for Object {
@@ -90,12 +98,6 @@ impl fmt::Debug for Object {
     }
 }
 
-impl Drop for Object {
-    fn drop(&mut self) {
-        zeroize_json(&mut self.value);
-    }
-}
-
 pub fn zeroize_json(v: &mut Value) {
     match v {
         Value::String(s) => s.zeroize(),
@@ -105,18 +107,96 @@ pub fn zeroize_json(v: &mut Value) {
     }
 }
 
+/// A parsed copy of an [`Object`], overwritten when dropped (it may hold a Secret's values).
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+pub struct Parsed(Value);
+
+impl std::ops::Deref for Parsed {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Parsed {
+    fn deref_mut(&mut self) -> &mut Value {
+        &mut self.0
+    }
+}
+
+impl Drop for Parsed {
+    fn drop(&mut self) {
+        zeroize_json(&mut self.0);
+    }
+}
+
+impl fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Parsed(..)")
+    }
+}
+
+fn str_at<'v>(v: &'v Value, pointer: &str) -> &'v str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 impl Object {
+    /// The object `value` (overwritten once turned into text) from document `document` of
+    /// `source`.
+    pub fn new(source: impl Into<String>, document: usize, value: Value, decrypted: bool) -> Self {
+        let value = Parsed(value);
+        let mut o = Object {
+            source: source.into(),
+            document,
+            decrypted,
+            api_version: String::new(),
+            kind: String::new(),
+            name: String::new(),
+            namespace: None,
+            json: Zeroizing::new(String::new()),
+        };
+        o.store(&value);
+        o
+    }
+
+    fn store(&mut self, value: &Value) {
+        self.api_version = str_at(value, "/apiVersion").to_owned();
+        self.kind = str_at(value, "/kind").to_owned();
+        self.name = str_at(value, "/metadata/name").to_owned();
+        self.namespace = Some(str_at(value, "/metadata/namespace"))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        // Serialising a `Value` cannot fail (its keys are strings); `Display` is that
+        // serialisation, compact.
+        self.json = Zeroizing::new(value.to_string());
+    }
+
+    /// The object as compact, canonical JSON.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// A parsed copy of the object.
+    pub fn value(&self) -> Parsed {
+        // The text is `Value` serialised by `store`: it always parses back.
+        Parsed(serde_json::from_str(&self.json).unwrap_or(Value::Null))
+    }
+
+    /// Changes the object through a parsed copy.
+    pub fn edit(&mut self, f: impl FnOnce(&mut Value)) {
+        let mut v = self.value();
+        f(&mut v);
+        self.store(&v);
+    }
+
     pub fn api_version(&self) -> &str {
-        self.value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.api_version
     }
     pub fn kind(&self) -> &str {
-        self.value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.kind
     }
     /// (group, version) of `apiVersion`.
     pub fn group_version(&self) -> (&str, &str) {
@@ -126,55 +206,26 @@ impl Object {
         }
     }
     pub fn name(&self) -> &str {
-        self.value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.name
     }
     pub fn namespace(&self) -> Option<&str> {
-        self.value
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+        self.namespace.as_deref()
     }
+    /// Sets (or with `None` removes) `metadata.namespace`; nothing to do when it is already
+    /// so.
     pub fn set_namespace(&mut self, ns: Option<&str>) {
-        if let Some(meta) = self
-            .value
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-        {
-            match ns {
-                Some(ns) => {
-                    meta.insert("namespace".into(), Value::String(ns.to_owned()));
-                }
-                None => {
-                    meta.remove("namespace");
-                }
-            }
+        if self.namespace() == ns {
+            return;
         }
+        self.edit(|v| set_namespace(v, ns));
     }
-    pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.value
+    /// The value of annotation `key`.
+    pub fn annotation(&self, key: &str) -> Option<String> {
+        self.value()
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(key))
             .and_then(Value::as_str)
-    }
-    pub fn set_label(&mut self, key: &str, value: &str) {
-        if let Some(meta) = self
-            .value
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-        {
-            let labels = meta
-                .entry("labels")
-                .or_insert_with(|| Value::Object(Default::default()));
-            if !labels.is_object() {
-                *labels = Value::Object(Default::default());
-            }
-            if let Some(l) = labels.as_object_mut() {
-                l.insert(key.to_owned(), Value::String(value.to_owned()));
-            }
-        }
+            .map(str::to_owned)
     }
     pub fn id(&self) -> ObjectId {
         ObjectId {
@@ -206,6 +257,35 @@ impl Object {
             0
         } else {
             1
+        }
+    }
+}
+
+/// Sets (or with `None` removes) `metadata.namespace` of an object's value.
+pub fn set_namespace(v: &mut Value, ns: Option<&str>) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        match ns {
+            Some(ns) => {
+                meta.insert("namespace".into(), Value::String(ns.to_owned()));
+            }
+            None => {
+                meta.remove("namespace");
+            }
+        }
+    }
+}
+
+/// Sets label `key` of an object's value (the agent's own labels, just before it is sent).
+pub fn set_label(v: &mut Value, key: &str, value: &str) {
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !labels.is_object() {
+            *labels = Value::Object(Default::default());
+        }
+        if let Some(l) = labels.as_object_mut() {
+            l.insert(key.to_owned(), Value::String(value.to_owned()));
         }
     }
 }

@@ -72,9 +72,9 @@ pub fn settle_namespace(o: &mut Object, namespaced: bool, target: Option<&str>, 
 }
 
 fn has_data(o: &Object) -> bool {
+    let v = o.value();
     ["data", "stringData"].iter().any(|f| {
-        o.value
-            .get(*f)
+        v.get(*f)
             .and_then(Value::as_object)
             .is_some_and(|m| !m.is_empty())
     })
@@ -137,7 +137,8 @@ pub fn parse_sealed(o: &Object) -> Result<SealedSecret, DecryptError> {
         object: o.describe(),
         message,
     };
-    let value = serde_yaml::to_value(&o.value).map_err(|e| invalid(e.to_string()))?;
+    let value: serde_yaml::Value =
+        serde_json::from_str(o.json()).map_err(|e| invalid(e.to_string()))?;
     let doc = Document {
         source: o.source.clone(),
         index: o.document,
@@ -156,12 +157,12 @@ fn secret_object(o: &Object, sealed: &SealedSecret, secret: gitseal::Secret) -> 
     for (k, v) in &secret.data {
         data.insert(k.clone(), Value::String(B64.encode(v.expose_secret())));
     }
-    Object {
-        source: o.source.clone(),
-        document: o.document,
-        value: secret_value(o, sealed, data),
-        decrypted: true,
-    }
+    Object::new(
+        o.source.clone(),
+        o.document,
+        secret_value(o, sealed, data),
+        true,
+    )
 }
 
 /// The Secret a SealedSecret object becomes, with `data` (base64 values) as its data: name
@@ -179,7 +180,7 @@ pub fn secret_value(o: &Object, sealed: &SealedSecret, data: Map<String, Value>)
     }
     // Carry the SealedSecret's prune annotation over to the Secret that replaces it.
     if let Some(p) = o.annotation(PRUNE_ANNOTATION) {
-        metadata["annotations"][PRUNE_ANNOTATION] = Value::String(p.to_owned());
+        metadata["annotations"][PRUNE_ANNOTATION] = Value::String(p);
     }
     let mut value = json!({
         "apiVersion": "v1",
@@ -196,7 +197,7 @@ pub fn secret_value(o: &Object, sealed: &SealedSecret, data: Map<String, Value>)
 
 /// A copy of the object safe to print: Secret values replaced by a marker.
 pub fn redacted(o: &Object) -> Value {
-    let mut v = o.value.clone();
+    let mut v = std::mem::take(&mut *o.value());
     if o.is_secret() {
         for field in ["data", "stringData"] {
             if let Some(m) = v.get_mut(field).and_then(Value::as_object_mut) {
@@ -227,12 +228,7 @@ mod tests {
             .insert("pw".into(), SecretSlice::from(b"CANARY-42".to_vec()));
         let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).unwrap();
         let value = serde_json::to_value(sealed.to_value()).unwrap();
-        Object {
-            source: "a.yaml".into(),
-            document: 1,
-            value,
-            decrypted: false,
-        }
+        Object::new("a.yaml", 1, value, false)
     }
 
     #[test]
@@ -240,7 +236,7 @@ mod tests {
         let k = SecretKey::generate();
         let ring = Keyring::from_iter([k.clone()]);
         let (out, uses) = open_all(vec![sealed_object(&k, "prod")], &ring, false).unwrap();
-        assert_eq!(out[0].value["data"]["pw"], B64.encode("CANARY-42"));
+        assert_eq!(out[0].value()["data"]["pw"], B64.encode("CANARY-42"));
         assert_eq!(uses[0].object, "prod/db");
         assert_eq!(uses[0].values, vec![vec![k.id()]]);
         let red = redacted(&out[0]).to_string();
@@ -258,15 +254,17 @@ mod tests {
     fn opens_many_in_render_order_and_reports_the_first_failure() {
         let k = SecretKey::generate();
         let ring = Keyring::from_iter([k.clone()]);
-        let plain = |n: usize| Object {
-            source: "p.yaml".into(),
-            document: n,
-            value: json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":format!("cm-{n}"),"namespace":"prod"}}),
-            decrypted: false,
+        let plain = |n: usize| {
+            Object::new(
+                "p.yaml",
+                n,
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":format!("cm-{n}"),"namespace":"prod"}}),
+                false,
+            )
         };
         let named = |name: &str, document: usize| {
             let mut o = sealed_object(&k, "prod");
-            o.value["metadata"]["name"] = json!(name);
+            o.edit(|v| v["metadata"]["name"] = json!(name));
             o.document = document;
             o
         };
@@ -298,11 +296,13 @@ mod tests {
 
     #[test]
     fn plaintext_secrets_stall_unless_allowed() {
-        let o = || Object {
-            source: "s.yaml".into(),
-            document: 2,
-            value: json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"x","namespace":"y"},"stringData":{"a":"b"}}),
-            decrypted: false,
+        let o = || {
+            Object::new(
+                "s.yaml",
+                2,
+                json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"x","namespace":"y"},"stringData":{"a":"b"}}),
+                false,
+            )
         };
         assert_eq!(
             open_all(vec![o()], &Keyring::new(), false)

@@ -349,9 +349,10 @@ async fn attempt(
         .iter()
         .filter(|o| o.is_crd())
         .filter_map(|o| {
-            let group = o.value.pointer("/spec/group")?.as_str()?.to_owned();
-            let kind = o.value.pointer("/spec/names/kind")?.as_str()?.to_owned();
-            let namespaced = o.value.pointer("/spec/scope")?.as_str()? == "Namespaced";
+            let v = o.value();
+            let group = v.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = v.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            let namespaced = v.pointer("/spec/scope")?.as_str()? == "Namespaced";
             Some(((group, kind), namespaced))
         })
         .collect();

@@ -410,12 +410,7 @@ fn objects(docs: &[gitseal::Document]) -> Result<Vec<Object>, RenderError> {
             document: doc.index,
             problem: format!("cannot be represented as JSON: {e}"),
         })?;
-        let obj = Object {
-            source: doc.source.clone(),
-            document: doc.index,
-            value,
-            decrypted: false,
-        };
+        let obj = Object::new(doc.source.clone(), doc.index, value, false);
         for (field, ok) in [
             ("apiVersion", !obj.api_version().is_empty()),
             ("kind", !obj.kind().is_empty()),

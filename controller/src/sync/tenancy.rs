@@ -272,7 +272,7 @@ pub enum LiveCheckError {
 /// Whether an object is a Secret labelled as a sealing key.
 fn is_sealing_key(o: &Object) -> bool {
     o.is_secret()
-        && o.value
+        && o.value()
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
             .is_some_and(|l| l.contains_key(SEALING_KEY_LABEL))
@@ -298,12 +298,7 @@ mod tests {
         if let Some(ns) = ns {
             value["metadata"]["namespace"] = json!(ns);
         }
-        Object {
-            source: "apps/x.yaml".into(),
-            document: 1,
-            value,
-            decrypted: false,
-        }
+        Object::new("apps/x.yaml", 1, value, false)
     }
 
     fn tenancy(actor: Actor) -> Tenancy {
@@ -375,12 +370,7 @@ mod tests {
     }
 
     fn ok_clone(o: &Object) -> Object {
-        Object {
-            source: o.source.clone(),
-            document: o.document,
-            value: o.value.clone(),
-            decrypted: false,
-        }
+        Object::new(o.source.clone(), o.document, o.value().clone(), false)
     }
 
     #[test]

@@ -26,7 +26,7 @@ use gitseal::manifest::ManifestLimits;
 use gitseal::sealing::binding_of;
 use gitseal_agent::controllers::gitsync::{TenancyPolicy, tenancy};
 use gitseal_agent::sync::inventory::shards::ShardStore;
-use gitseal_agent::sync::object::{Object, ObjectId, zeroize_json};
+use gitseal_agent::sync::object::{Object, ObjectId, set_label, zeroize_json};
 use gitseal_agent::sync::open::{parse_sealed, secret_value, settle_namespace};
 use gitseal_agent::sync::render::{RemoteBases, render};
 use gitseal_agent::sync::tenancy::{Actor, Tenancy};
@@ -242,9 +242,10 @@ fn crd_scopes(objects: &[Object]) -> HashMap<(String, String), bool> {
         .iter()
         .filter(|o| o.is_crd())
         .filter_map(|o| {
-            let group = o.value.pointer("/spec/group")?.as_str()?.to_owned();
-            let kind = o.value.pointer("/spec/names/kind")?.as_str()?.to_owned();
-            let namespaced = o.value.pointer("/spec/scope")?.as_str()? == "Namespaced";
+            let v = o.value();
+            let group = v.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = v.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            let namespaced = v.pointer("/spec/scope")?.as_str()? == "Namespaced";
             Some(((group, kind), namespaced))
         })
         .collect()
@@ -419,7 +420,7 @@ impl Differ {
         };
         let params = PatchParams::apply(AGENT_FIELD_MANAGER).force().dry_run();
         let patch = req
-            .patch(o.name(), &params, &Patch::Apply(&o.value))
+            .patch(o.name(), &params, &Patch::Apply(&o.value()))
             .map_err(|e| anyhow!("dry-run of {}: {e}", describe(o)))?;
         match self.client.request::<Value>(patch).await {
             Ok(v) => Ok(Ok((live, v))),
@@ -512,12 +513,12 @@ impl Differ {
             data.insert(key.clone(), v);
         }
         zeroize_json(&mut live_data);
-        let mut as_secret = Object {
-            source: o.source.clone(),
-            document: o.document,
-            value: secret_value(o, &sealed, data),
-            decrypted: true,
-        };
+        let mut as_secret = Object::new(
+            o.source.clone(),
+            o.document,
+            secret_value(o, &sealed, data),
+            true,
+        );
         if let Some(refusal) = self.refusal(&as_secret, gs, gs_ns) {
             return Ok(only(&as_secret, Action::Refused, refusal));
         }
@@ -546,9 +547,9 @@ impl Differ {
 }
 
 fn has_data(o: &Object) -> bool {
+    let v = o.value();
     ["data", "stringData"].iter().any(|f| {
-        o.value
-            .get(*f)
+        v.get(*f)
             .and_then(Value::as_object)
             .is_some_and(|m| !m.is_empty())
     })
@@ -556,8 +557,10 @@ fn has_data(o: &Object) -> bool {
 
 /// The GitSync's labels, as a pass sets them on every object.
 fn label(o: &mut Object, gs_ns: &str, gs_name: &str) {
-    o.set_label(SYNC_NAMESPACE_LABEL, gs_ns);
-    o.set_label(SYNC_NAME_LABEL, gs_name);
+    o.edit(|v| {
+        set_label(v, SYNC_NAMESPACE_LABEL, gs_ns);
+        set_label(v, SYNC_NAME_LABEL, gs_name);
+    });
 }
 
 /// `/api/v1/namespaces/NS/secrets`, `/apis/apps/v1/deployments`, …
