@@ -56,7 +56,40 @@ pub fn read_public_keys(
 pub struct UsageEntry {
     /// `YYYY-MM-DD` (UTC) of the last time an object needed this key.
     pub last_used: String,
+    /// The objects that need it, in order; at most [`USAGE_LISTED_PER_KEY`] of them.
     pub objects: Vec<ObjectRef>,
+    /// How many objects need it, when that is more than `objects` lists (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
+/// Objects listed per key in the usage ConfigMap: enough to see which sources still need a
+/// key, while the ConfigMap stays far below the 1 MiB a ConfigMap may hold (an object is
+/// listed in ~70 bytes, so listing all of them would not fit past ~15,000).
+pub const USAGE_LISTED_PER_KEY: usize = 100;
+
+impl UsageEntry {
+    /// The entry for `objects` (sorted) needing a key last used on `last_used`: the first
+    /// [`USAGE_LISTED_PER_KEY`] of them listed, and their number when there are more.
+    pub fn new(last_used: String, mut objects: Vec<ObjectRef>) -> Self {
+        let count = (objects.len() > USAGE_LISTED_PER_KEY).then_some(objects.len());
+        objects.truncate(USAGE_LISTED_PER_KEY);
+        UsageEntry {
+            last_used,
+            objects,
+            count,
+        }
+    }
+
+    /// How many objects need the key (listed or not).
+    pub fn total(&self) -> usize {
+        self.count.unwrap_or(0).max(self.objects.len())
+    }
+
+    /// How many objects need the key and are not listed.
+    pub fn unlisted(&self) -> usize {
+        self.total() - self.objects.len()
+    }
 }
 
 /// An object that needs a key.

@@ -1,6 +1,8 @@
-//! One GitSync of 20,000 objects (real agent process, real control plane) converges, and its
-//! GitSync object stays small (under 100 KB): the inventory lives in `GitSyncInventory`
-//! shards, status keeps a count and a digest.
+//! One GitSync of 20,000 ConfigMaps and 1,000 SealedSecrets (real agent process, real control
+//! plane) converges, and what it writes about itself stays small: the GitSync object under
+//! 100 KB (the inventory lives in `GitSyncInventory` shards, status keeps a count and a
+//! digest), the key usage ConfigMap under 32 KB (it lists the first 100 objects per key and
+//! counts the rest).
 //!
 //! Slow (a minute or more): its own test binary, run beside the others by scripts/test.sh.
 
@@ -11,9 +13,13 @@ use std::time::{Duration, Instant};
 use gitseal_api::{GitSync, GitSyncInventory};
 use gitseal_testenv::e2e::commit_file;
 use kube::api::{Api, ListParams};
-use support::{AgentTest, agent_binary, apply_gitsync, configmaps_yaml, git, ready_condition};
+use support::{
+    AgentTest, add_sealing_key, agent_binary, apply_gitsync, configmaps_yaml, git, ready_condition,
+    wait_for,
+};
 
 const OBJECTS: usize = 20_000;
+const SEALED: usize = 1_000;
 
 #[tokio::test]
 async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
@@ -31,6 +37,33 @@ async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
         )
         .expect("write");
     }
+    let key = gitseal::SecretKey::generate();
+    add_sealing_key(&client, &t.agent_ns, &key).await;
+    let sealed: Vec<serde_yaml::Value> = (0..SEALED)
+        .map(|i| {
+            let mut s = gitseal::manifest::Secret {
+                name: Some(format!("db-{i:04}")),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            };
+            s.data.insert(
+                "password".into(),
+                secrecy::SecretSlice::from(format!("pw-{i}").into_bytes()),
+            );
+            gitseal::sealing::seal_secret(
+                &s,
+                &[key.public().clone()],
+                &gitseal::sealing::SealTarget::default(),
+            )
+            .expect("seal")
+            .to_value()
+        })
+        .collect();
+    std::fs::write(
+        repo.join("apps/sealed.yaml"),
+        gitseal::manifest::render(&sealed, gitseal::manifest::OutputFormat::Yaml),
+    )
+    .expect("write");
     commit_file(&repo, "apps/README.md", "20,000 ConfigMaps\n", "many");
     let _agent = t.start_agent(agent_binary, &[]);
     let start = Instant::now();
@@ -89,8 +122,8 @@ async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
         converged.as_secs_f64(),
         shards.len()
     );
-    assert_eq!(summary.objects, OBJECTS);
-    assert_eq!(recorded, OBJECTS);
+    assert_eq!(summary.objects, OBJECTS + SEALED);
+    assert_eq!(recorded, OBJECTS + SEALED);
     assert!(bytes < 100_000, "GitSync object is {bytes} bytes");
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), &ns);
     let live = cms
@@ -100,4 +133,29 @@ async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
         .items
         .len();
     assert_eq!(live, OBJECTS);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let opened = secrets
+        .list_metadata(&ListParams::default().labels("gitseal.dev/sync-name=apps"))
+        .await
+        .expect("list")
+        .items
+        .len();
+    assert_eq!(opened, SEALED);
+    // Key usage: every SealedSecret counted, the first 100 listed, the ConfigMap small.
+    let cms = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &t.agent_ns);
+    let id = key.id().to_string();
+    let (entry, bytes) = wait_for("the key usage of the pass", || async {
+        let data = cms.get_opt("gitseal-key-usage").await.ok()??.data?;
+        let bytes: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let e: gitseal_api::UsageEntry = serde_json::from_str(data.get(&id)?).ok()?;
+        (e.total() == SEALED).then_some((e, bytes))
+    })
+    .await;
+    eprintln!("scale: key usage ConfigMap data {bytes} bytes for {SEALED} SealedSecrets");
+    assert_eq!(entry.objects.len(), gitseal_api::keys::USAGE_LISTED_PER_KEY);
+    assert_eq!(entry.objects[0].object, format!("{ns}/db-0000"));
+    assert!(
+        bytes < 32 * 1024,
+        "key usage ConfigMap data is {bytes} bytes"
+    );
 }

@@ -6,7 +6,11 @@
 //! [{"source": …, "object": "ns/name"}]}` ([`gitseal_api::UsageEntry`]). The objects are those
 //! that need the key now (the newest active key a value is sealed to); the date is a day, so
 //! the ConfigMap is written only when what is in use changes, or once a day at most while it
-//! does not.
+//! does not. Past [`gitseal_api::keys::USAGE_LISTED_PER_KEY`] objects per key, the entry lists
+//! that many and says how many there are (`count`), so the ConfigMap stays small however many
+//! SealedSecrets there are. A new leader reads back only the listed objects: until every
+//! source has recorded again (each GitSync's first pass, the SealedSecret controller's first
+//! round) a count may be lower than the truth, never zero while an object needs the key.
 //!
 //! What is recorded comes from where values are opened: the decrypt stage of a GitSync pass
 //! ([`crate::sync::open`]) and the SealedSecret controller, each giving a [`Use`] per object.
@@ -140,10 +144,10 @@ impl UsageState {
         self.last_used
             .iter()
             .map(|(id, last)| {
-                let entry = UsageEntry {
-                    last_used: last.clone(),
-                    objects: objects.remove(id.as_str()).unwrap_or_default(),
-                };
+                let entry = UsageEntry::new(
+                    last.clone(),
+                    objects.remove(id.as_str()).unwrap_or_default(),
+                );
                 let text = serde_json::to_string(&entry).unwrap_or_default();
                 (id.clone(), text)
             })
@@ -303,6 +307,42 @@ mod tests {
         assert_eq!(t.data(), data);
         let e: UsageEntry = serde_json::from_str(&data["11111111"]).unwrap();
         assert!(e.objects.is_empty());
+    }
+
+    #[test]
+    fn many_objects_are_counted_and_only_the_first_listed() {
+        let mut s = UsageState::default();
+        let objects: BTreeMap<String, BTreeSet<String>> = (0..20_000)
+            .map(|i| {
+                (
+                    format!("app-{i:05}/db"),
+                    ["0a0b0c0d".to_string()].into_iter().collect(),
+                )
+            })
+            .collect();
+        assert!(s.set("gitsync:a/b", objects, "2026-11-27"));
+        let data = s.data();
+        let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(size < 16 * 1024, "{size} bytes");
+        let e: UsageEntry = serde_json::from_str(&data["0a0b0c0d"]).unwrap();
+        assert_eq!(e.total(), 20_000);
+        assert_eq!(e.objects.len(), gitseal_api::keys::USAGE_LISTED_PER_KEY);
+        assert_eq!(e.unlisted(), 20_000 - e.objects.len());
+        assert_eq!(e.objects[0].object, "app-00000/db");
+        // Read back by a new leader: the listed objects still need the key.
+        let mut t = UsageState::default();
+        t.load(data);
+        let again: UsageEntry = serde_json::from_str(&t.data()["0a0b0c0d"]).unwrap();
+        assert_eq!(again.objects, e.objects);
+        assert!(again.total() > 0);
+        // A few objects: listed, no count written.
+        let mut few = UsageState::default();
+        few.set(
+            "gitsync:a/b",
+            [("app/db".to_string(), ["0a0b0c0d".to_string()].into())].into(),
+            "2026-11-27",
+        );
+        assert!(!few.data()["0a0b0c0d"].contains("count"));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub async fn list(c: &ClusterArgs, format: ListFormat) -> Result<()> {
                         "object": o.object,
                         "source": o.source,
                     })).collect::<Vec<_>>()),
+                    // All that need the key; `objects` lists the first ones only.
+                    "objectCount": u.map(|u| u.total()),
                 })
             })
             .collect();
@@ -112,11 +114,15 @@ pub async fn list(c: &ClusterArgs, format: ListFormat) -> Result<()> {
         };
         let objects = u
             .map(|u| {
-                u.objects
+                let mut listed: Vec<String> = u
+                    .objects
                     .iter()
                     .map(|o| format!("{} ({})", o.object, o.source))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                    .collect();
+                if u.unlisted() > 0 {
+                    listed.push(format!("and {} more", u.unlisted()));
+                }
+                listed.join(", ")
             })
             .unwrap_or_default();
         println!(

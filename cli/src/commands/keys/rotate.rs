@@ -159,6 +159,13 @@ pub async fn retire(c: &ClusterArgs, id: KeyId, force: bool) -> Result<()> {
                             .iter()
                             .map(|o| format!("{} ({})", o.object, o.source)),
                     );
+                    if e.unlisted() > 0 {
+                        users.push(format!(
+                            "{} more objects (the key usage lists the first {})",
+                            e.unlisted(),
+                            e.objects.len()
+                        ));
+                    }
                 }
             }
             None => bail!(
@@ -176,6 +183,13 @@ pub async fn retire(c: &ClusterArgs, id: KeyId, force: bool) -> Result<()> {
         if !users.is_empty() {
             users.sort();
             users.dedup();
+            // A readable message however many there are.
+            const SHOWN: usize = 20;
+            if users.len() > SHOWN {
+                let more = users.len() - SHOWN;
+                users.truncate(SHOWN);
+                users.push(format!("and {more} more"));
+            }
             bail!(
                 "key {wanted} is still needed by: {}; seal those again to the current key (`gitseal keys fetch -w cluster.txt && gitseal reseal -i … -R cluster.txt PATH`), let the agent apply them, then retry; or pass --force (they stop opening)",
                 users.join(", ")
