@@ -6,15 +6,22 @@
 #      decrypted (into other namespaces, so both start from nothing), same run;
 #   2. no-op passes: the same long-running `sync` whose later passes see an unchanged
 #      repository and cluster: API reads, writes and time per pass from its own log;
-#   3. the agent's peak RSS (VmHWM) with those objects managed.
+#   3. the agent's peak RSS (VmHWM) with those objects managed, and what it is made of
+#      (anonymous memory and the binary's own pages, sampled every 0.1 s).
 #
 # Usage: scripts/bench-agent.sh [OBJECTS]     OBJECTS: a multiple of 100, default 1000
 #        KUBECTL=0 scripts/bench-agent.sh 10000   (skip the kubectl baseline)
 #        AGENT=path/to/gitseal-agent GITSEAL=path/to/gitseal ...   (no cargo build)
+#        PASSES=40 scripts/bench-agent.sh 10000   (run 40 passes, not 4: memory over time)
 # Prints a Markdown table on stdout; progress on stderr.
 objects_wanted="${1:-1000}"
 if ! [[ "$objects_wanted" =~ ^[1-9][0-9]*00$ ]]; then
   echo "usage: scripts/bench-agent.sh [OBJECTS]   (a multiple of 100, e.g. 1000 or 10000)" >&2
+  exit 2
+fi
+passes=${PASSES:-4}
+if ! [[ "$passes" =~ ^[0-9]+$ ]] || [ "$passes" -lt 4 ]; then
+  echo "PASSES must be a number, at least 4" >&2
   exit 2
 fi
 source "$(dirname "$0")/bench-lib.sh"
@@ -84,13 +91,23 @@ bg_start "$work/agent.log" "$AGENT" sync --url "file://$work/repo" --path apps \
   --identity "$work/cluster.key" --prune --interval 2s --namespace default --name bench \
   --cache-dir "$work/cache"
 agent_pid=$bg_pid
-for _ in $(seq 1 1200); do
-  [ "$(grep -c 'pass done' "$work/agent.log")" -ge 4 ] && break
+# RssAnon and RssFile (KiB) every 0.1 s, one line per sample.
+( while kill -0 "$agent_pid" 2>/dev/null; do
+    awk '/RssAnon|RssFile/ {printf "%s ", $2} END {print ""}' "/proc/$agent_pid/status" 2>/dev/null
+    sleep 0.1
+  done > "$work/rss" ) &
+bg_pids+=("$!")
+for _ in $(seq 1 $((passes * 300))); do
+  [ "$(grep -c 'pass done' "$work/agent.log")" -ge "$passes" ] && break
   grep -q 'pass failed' "$work/agent.log" && { grep 'pass failed' "$work/agent.log" | head -3 >&2; exit 1; }
   kill -0 "$agent_pid" 2>/dev/null || { tail -5 "$work/agent.log" >&2; exit 1; }
   sleep 0.5
 done
 hwm=$(peak_rss "$agent_pid")
+# The sample with the most resident memory: its two parts, in MiB.
+parts=$(awk 'NF == 2 && $1 + $2 > max {max = $1 + $2; a = $1; f = $2}
+  END {printf "%.1f MiB anonymous + %.1f MiB file-backed (the binary)", a / 1024, f / 1024}' "$work/rss")
+last_anon=$(awk 'NF == 2 {a = $1} END {printf "%.1f", a / 1024}' "$work/rss")
 cpu=$(cpu_seconds "$agent_pid")
 bg_stop "$agent_pid"
 grep 'pass done' "$work/agent.log" | sed 's/\x1b\[[0-9;]*m//g' > "$work/passes"
@@ -107,8 +124,12 @@ echo "| objects | $objects in $N_NS namespaces ($sealed SealedSecrets, $((sealed
 echo "| kubectl apply --server-side -R (decrypted), wall | $kubectl_s |"
 echo "| agent full pass (fetch, render, decrypt, apply) | $(echo "scale=3; $full_ms / 1000" | bc) s, $(field 1 api_reads) reads, $(field 1 api_writes) writes |"
 echo "| ratio agent / kubectl | $ratio |"
-for p in 2 3 4; do
+shown="2 3 4"
+[ "$passes" -gt 4 ] && shown="$shown $passes"
+for p in $shown; do
   echo "| no-op pass $p | $(field $p millis) ms, $(field $p api_reads) reads, $(field $p api_writes) writes |"
 done
-echo "| agent peak RSS (VmHWM) over the four passes | $hwm MiB |"
-echo "| agent CPU time (user + system) over the four passes | $cpu s |"
+echo "| agent peak RSS (VmHWM) over the $passes passes | $hwm MiB |"
+echo "| its largest sample (every 0.1 s) | $parts |"
+echo "| anonymous memory at the end of pass $passes | $last_anon MiB |"
+echo "| agent CPU time (user + system) over the $passes passes | $cpu s |"
