@@ -41,10 +41,12 @@ pub const GITSYNC_FINALIZER: &str = "gitseal.dev/gitsync";
 /// Annotation on a GitSync: a new value asks for a pass now (as Flux's
 /// `reconcile.fluxcd.io/requestedAt`). Status writes never start a pass; this does.
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "reconcile.gitseal.dev/requestedAt";
-/// Where `gitseal-agent sync` keeps its inventory between runs: a ConfigMap of this name
-/// followed by the source's name, in the agent namespace.
+/// Where `gitseal-agent sync` keeps its inventory between runs: ConfigMaps named this,
+/// the source's name and `-<shard>`, in the agent namespace (earlier versions: one ConfigMap
+/// without the shard number).
 pub const INVENTORY_CONFIGMAP_PREFIX: &str = "gitseal-inventory-";
-/// The inventory ConfigMap's data key (JSON list of inventory entries).
+/// The data key of the single inventory ConfigMap of earlier versions (JSON list of
+/// inventory entries), still read.
 pub const INVENTORY_KEY: &str = "inventory.json";
 
 // --- Secrets opened from SealedSecret objects -------------------------------------------

@@ -83,16 +83,15 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             ring.add(k.clone());
         }
     }
-    let mut state = SyncState {
-        inventory: inventory::configmap::load(&client, &args.namespace, &args.name)
+    // Unreadable, the run stops: starting from nothing would forget what the record says
+    // was applied, and nothing of it would ever be pruned.
+    let (mut store, recorded) =
+        inventory::configmap::ConfigMapStore::load(&client, &args.namespace, &args.name)
             .await
-            .unwrap_or_default(),
+            .context("reading the inventory of earlier runs")?;
+    let mut state = SyncState {
+        inventory: recorded,
         ..Default::default()
-    };
-    let mut store = inventory::configmap::ConfigMapStore {
-        client: client.clone(),
-        namespace: args.namespace.clone(),
-        name: args.name.clone(),
     };
     loop {
         let (r0, w0) = (counters.reads(), counters.writes());

@@ -1,6 +1,8 @@
-//! A GitSync's inventory as `GitSyncInventory` shards in its namespace, named
-//! `<gitsync>-<n>`, labelled `gitseal.dev/inventory-of=<gitsync>` and owned by the GitSync (so
-//! the garbage collector removes them if the GitSync goes without the agent's finalizer).
+//! An inventory kept in shards: a GitSync's as `GitSyncInventory` objects in its namespace
+//! ([`ShardStore`]), named `<gitsync>-<n>`, labelled `gitseal.dev/inventory-of=<gitsync>` and
+//! owned by the GitSync (so the garbage collector removes them if the GitSync goes without the
+//! agent's finalizer); `gitseal-agent sync`'s as ConfigMaps ([`super::configmap`]). Where the
+//! shards are kept is a [`ShardBackend`]; how they are written is [`Sharded`].
 //!
 //! An object's shard is a hash of its id modulo the shard count, a power of two chosen so
 //! that no shard holds much more than [`SHARD_BYTES`]. Reading lists every labelled shard
@@ -15,6 +17,7 @@
 //! conflict instead of overwriting.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 
 use gitseal_api::names::INVENTORY_OF_LABEL;
 use gitseal_api::{
@@ -30,33 +33,73 @@ use crate::sync::object::ObjectId;
 /// About how many bytes of names one shard holds at most.
 pub const SHARD_BYTES: usize = 512 * 1024;
 
-/// The inventory shards of one GitSync, as last read or written.
+/// Where the shards of one inventory are kept.
+pub trait ShardBackend: Send {
+    /// Writes shard `n` (replacing the one read or written at `version`, or creating it when
+    /// there is none); its new version.
+    fn write(
+        &mut self,
+        n: u32,
+        version: Option<&str>,
+        entries: &[InventoryEntry],
+    ) -> impl Future<Output = Result<String, InventoryError>> + Send;
+    /// Deletes shard `n` (gone already is fine).
+    fn remove(&mut self, n: u32) -> impl Future<Output = Result<(), InventoryError>> + Send;
+    /// After a whole save: drops what an older layout left (nothing by default).
+    fn saved(&mut self) -> impl Future<Output = Result<(), InventoryError>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// The shards of one inventory, as last read or written.
 #[derive(Debug)]
-pub struct ShardStore {
-    api: Api<GitSyncInventory>,
-    gitsync: String,
-    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+pub struct Sharded<B> {
+    backend: B,
     /// Shard number → (resourceVersion, entries, sorted).
     shards: BTreeMap<u32, (String, Vec<InventoryEntry>)>,
 }
 
-fn shard_name(gitsync: &str, n: u32) -> String {
-    let base = if gitsync.len() <= 240 {
-        gitsync.to_owned()
+/// Where a GitSync's inventory is kept: `GitSyncInventory` objects of its namespace.
+#[derive(Debug)]
+pub struct Inventories {
+    api: Api<GitSyncInventory>,
+    gitsync: String,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+}
+
+/// A GitSync's inventory.
+pub type ShardStore = Sharded<Inventories>;
+
+/// The name of shard `n` of `base` (`base` itself hashed when too long for a name).
+pub(super) fn shard_name(base: &str, n: u32) -> String {
+    let base = if base.len() <= 240 {
+        base.to_owned()
     } else {
-        let h = Sha256::digest(gitsync.as_bytes());
-        format!(
-            "inventory-{}",
-            h.iter()
-                .take(12)
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
+        format!("inventory-{}", short_hash(base))
     };
     format!("{base}-{n}")
 }
 
-fn shard_of(id: &str, count: u32) -> u32 {
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The value of the `gitseal.dev/inventory-of` label for a source `name`: the name, or a
+/// hash of it when it is longer than a label value may be (the shard's content names the
+/// source in full, and readers check that).
+pub(super) fn inventory_of(name: &str) -> String {
+    if name.len() <= 63 {
+        name.to_owned()
+    } else {
+        format!("h-{}", short_hash(name))
+    }
+}
+
+pub(super) fn shard_of(id: &str, count: u32) -> u32 {
     let h = Sha256::digest(id.as_bytes());
     u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % count.max(1)
 }
@@ -69,7 +112,7 @@ fn shard_count(entries: &[InventoryEntry]) -> u32 {
 }
 
 /// Entries of one shard as groups of names.
-fn to_groups(entries: &[InventoryEntry]) -> Vec<InventoryGroup> {
+pub(super) fn to_groups(entries: &[InventoryEntry]) -> Vec<InventoryGroup> {
     let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for e in entries {
         let Some(id) = ObjectId::from_inventory_id(&e.id) else {
@@ -91,7 +134,7 @@ fn to_groups(entries: &[InventoryEntry]) -> Vec<InventoryGroup> {
         .collect()
 }
 
-fn from_groups(groups: &[InventoryGroup]) -> Vec<InventoryEntry> {
+pub(super) fn from_groups(groups: &[InventoryGroup]) -> Vec<InventoryEntry> {
     let mut out = Vec::new();
     for g in groups {
         let group = g.api_version.rsplit_once('/').map_or("", |(g, _)| g);
@@ -112,6 +155,24 @@ fn from_groups(groups: &[InventoryGroup]) -> Vec<InventoryEntry> {
     out
 }
 
+impl<B> Sharded<B> {
+    /// A store over `backend` holding `shards` (number → (version, entries)) as read.
+    pub(super) fn new(backend: B, shards: BTreeMap<u32, (String, Vec<InventoryEntry>)>) -> Self {
+        Sharded { backend, shards }
+    }
+
+    /// Shards currently written.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every entry of every shard, sorted, without duplicates.
+    pub(super) fn entries(&self) -> Vec<InventoryEntry> {
+        let all: BTreeSet<&InventoryEntry> = self.shards.values().flat_map(|(_, e)| e).collect();
+        all.into_iter().cloned().collect()
+    }
+}
+
 impl ShardStore {
     /// Reads the inventory of `gs` (one LIST): the store and the recorded entries.
     pub async fn load(
@@ -121,12 +182,12 @@ impl ShardStore {
         let ns = gs.namespace().unwrap_or_default();
         let gitsync = gs.name_any();
         let api: Api<GitSyncInventory> = Api::namespaced(client.clone(), &ns);
+        let of = inventory_of(&gitsync);
         let list = api
-            .list(&ListParams::default().labels(&format!("{INVENTORY_OF_LABEL}={gitsync}")))
+            .list(&ListParams::default().labels(&format!("{INVENTORY_OF_LABEL}={of}")))
             .await
             .map_err(|e| InventoryError::api(format!("of {ns}/{gitsync}: listing"), &e))?;
         let mut shards = BTreeMap::new();
-        let mut all = BTreeSet::new();
         for s in list.items {
             // A shard of an older GitSync of the same name (deleted without the agent) is
             // not this one's: its owner differs.
@@ -139,7 +200,6 @@ impl ShardStore {
                 continue;
             }
             let entries = from_groups(&s.spec.groups);
-            all.extend(entries.iter().cloned());
             shards.insert(
                 s.spec.shard,
                 (
@@ -148,67 +208,76 @@ impl ShardStore {
                 ),
             );
         }
-        let store = ShardStore {
+        let backend = Inventories {
             api,
             gitsync,
             owner: gs.controller_owner_ref(&()),
-            shards,
         };
-        Ok((store, all.into_iter().collect()))
+        let store = Sharded::new(backend, shards);
+        let entries = store.entries();
+        Ok((store, entries))
     }
+}
 
-    /// Shards currently written.
-    pub fn shards(&self) -> usize {
-        self.shards.len()
-    }
-
-    async fn write(&mut self, n: u32, entries: Vec<InventoryEntry>) -> Result<(), InventoryError> {
+impl ShardBackend for Inventories {
+    async fn write(
+        &mut self,
+        n: u32,
+        version: Option<&str>,
+        entries: &[InventoryEntry],
+    ) -> Result<String, InventoryError> {
         let name = shard_name(&self.gitsync, n);
         let mut obj = GitSyncInventory::new(
             &name,
             GitSyncInventorySpec {
                 gitsync: self.gitsync.clone(),
                 shard: n,
-                groups: to_groups(&entries),
+                groups: to_groups(entries),
             },
         );
         obj.metadata = ObjectMeta {
             name: Some(name.clone()),
-            labels: Some([(INVENTORY_OF_LABEL.to_owned(), self.gitsync.clone())].into()),
+            labels: Some([(INVENTORY_OF_LABEL.to_owned(), inventory_of(&self.gitsync))].into()),
             owner_references: self.owner.clone().map(|o| vec![o]),
             ..Default::default()
         };
         let what = || format!("shard {name}");
-        let written = match self.shards.get(&n) {
-            Some((rv, _)) => {
-                obj.metadata.resource_version = Some(rv.clone());
+        let written = match version {
+            Some(rv) => {
+                obj.metadata.resource_version = Some(rv.to_owned());
                 self.api.replace(&name, &PostParams::default(), &obj).await
             }
             None => self.api.create(&PostParams::default(), &obj).await,
         }
         .map_err(|e| InventoryError::api(what(), &e))?;
-        self.shards.insert(
-            n,
-            (
-                written.metadata.resource_version.unwrap_or_default(),
-                entries,
-            ),
-        );
-        Ok(())
+        Ok(written.metadata.resource_version.unwrap_or_default())
     }
 
     async fn remove(&mut self, n: u32) -> Result<(), InventoryError> {
         let name = shard_name(&self.gitsync, n);
         match self.api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(InventoryError::api(format!("shard {name}"), &e)),
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(InventoryError::api(format!("shard {name}"), &e)),
         }
+    }
+}
+
+impl<B: ShardBackend> Sharded<B> {
+    async fn write(&mut self, n: u32, entries: Vec<InventoryEntry>) -> Result<(), InventoryError> {
+        let version = self.shards.get(&n).map(|(rv, _)| rv.clone());
+        let rv = self.backend.write(n, version.as_deref(), &entries).await?;
+        self.shards.insert(n, (rv, entries));
+        Ok(())
+    }
+
+    async fn remove(&mut self, n: u32) -> Result<(), InventoryError> {
+        self.backend.remove(n).await?;
         self.shards.remove(&n);
         Ok(())
     }
 
-    /// Deletes every shard (the GitSync is going away).
+    /// Deletes every shard (the source is going away).
     pub async fn delete_all(&mut self) -> Result<(), InventoryError> {
         let all: Vec<u32> = self.shards.keys().copied().collect();
         for n in all {
@@ -218,7 +287,7 @@ impl ShardStore {
     }
 }
 
-impl InventoryStore for ShardStore {
+impl<B: ShardBackend> InventoryStore for Sharded<B> {
     async fn save(&mut self, entries: &[InventoryEntry]) -> Result<(), InventoryError> {
         let count = shard_count(entries);
         let mut wanted: BTreeMap<u32, Vec<InventoryEntry>> =
@@ -256,7 +325,7 @@ impl InventoryStore for ShardStore {
         for n in extra {
             self.remove(n).await?;
         }
-        Ok(())
+        self.backend.saved().await
     }
 }
 
@@ -319,5 +388,8 @@ mod tests {
         let name = shard_name(&long, 7);
         assert!(name.len() <= 253 && name.ends_with("-7"));
         assert_eq!(shard_name("apps", 0), "apps-0");
+        assert_eq!(inventory_of("apps"), "apps");
+        let label = inventory_of(&long);
+        assert!(label.len() <= 63 && label.starts_with("h-"), "{label}");
     }
 }
