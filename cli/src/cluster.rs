@@ -31,6 +31,46 @@ pub async fn client(c: &ClusterArgs) -> Result<kube::Client> {
 
 /// A client for the cluster named by `--kubeconfig` / `--context`, else found like kubectl.
 pub async fn kube_client(c: &KubeArgs) -> Result<kube::Client> {
+    kube::Client::try_from(kube_config(c).await?).context("cannot build a Kubernetes client")
+}
+
+/// Like [`client`], impersonating `user` (`Impersonate-User`; no groups: the API server
+/// adds a ServiceAccount's own).
+pub async fn impersonating_client(c: &ClusterArgs, user: &str) -> Result<kube::Client> {
+    let mut config = kube_config(&c.kube).await?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = None;
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+/// Whether the caller may impersonate ServiceAccount `namespace/name` (a
+/// SelfSubjectAccessReview; false when the review itself fails).
+pub async fn may_impersonate(client: &kube::Client, namespace: &str, name: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("impersonate".into()),
+                resource: Some("serviceaccounts".into()),
+                namespace: Some(namespace.into()),
+                name: Some(name.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: kube::Api<SelfSubjectAccessReview> = kube::Api::all(client.clone());
+    api.create(&kube::api::PostParams::default(), &review)
+        .await
+        .ok()
+        .and_then(|r| r.status)
+        .is_some_and(|s| s.allowed)
+}
+
+async fn kube_config(c: &KubeArgs) -> Result<kube::Config> {
     let config = if c.kubeconfig.is_none() && c.context.is_none() {
         kube::Config::infer().await.context(
             "no cluster configuration: set KUBECONFIG, pass --kubeconfig, or run in a cluster",
@@ -53,7 +93,7 @@ pub async fn kube_client(c: &KubeArgs) -> Result<kube::Client> {
                 .context("kubeconfig")?,
         }
     };
-    kube::Client::try_from(with_user_agent(config)).context("cannot build a Kubernetes client")
+    Ok(with_user_agent(config))
 }
 
 /// The User-Agent of the CLI's requests: `gitseal/VERSION`, so API server audit logs tell

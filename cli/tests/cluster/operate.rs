@@ -1011,3 +1011,181 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
 }
+
+/// Applies `manifest` (one object, as JSON) with the admin client, server-side.
+async fn apply_json(t: &AgentTest, manifest: serde_json::Value) {
+    let ar = match manifest["kind"].as_str() {
+        Some("ServiceAccount") => {
+            ApiResource::erase::<k8s_openapi::api::core::v1::ServiceAccount>(&())
+        }
+        Some("Role") => ApiResource::erase::<k8s_openapi::api::rbac::v1::Role>(&()),
+        Some("RoleBinding") => ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&()),
+        other => panic!("no resource for {other:?}"),
+    };
+    let name = manifest["metadata"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    Api::<DynamicObject>::namespaced_with(t.client.clone(), &t.app_ns, &ar)
+        .patch(
+            &name,
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(manifest),
+        )
+        .await
+        .expect("apply");
+}
+
+/// `gitseal diff` of a GitSync that names a ServiceAccount sends its dry-runs as that
+/// ServiceAccount when the caller may impersonate it, so what the ServiceAccount may not write
+/// shows as refused (as a pass would fail); a caller who may not impersonate gets a dry-run as
+/// themselves, and the report says so.
+#[tokio::test]
+async fn diff_dry_runs_as_the_gitsyncs_service_account() {
+    let t = AgentTest::new("diffsa").await;
+    let (app_ns, agent_ns) = (t.app_ns.clone(), t.agent_ns.clone());
+    let cli = Cli::for_test(&t);
+    let rule = |resources: &[&str], verbs: &[&str]| serde_json::json!({"apiGroups": [""], "resources": resources, "verbs": verbs});
+    // The ServiceAccount may write ConfigMaps only.
+    apply_json(
+        &t,
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "deployer"}}),
+    )
+    .await;
+    apply_json(
+        &t,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "deployer"},
+        "rules": [rule(&["configmaps"], &["get", "list", "create", "patch"])]}),
+    )
+    .await;
+    apply_json(
+        &t,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding", "metadata": {"name": "deployer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": app_ns}]}),
+    )
+    .await;
+    // A user who may read the GitSync and write both kinds, but not impersonate.
+    apply_json(
+        &t,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "reviewer"},
+        "rules": [rule(&["configmaps", "services"], &["get", "list", "create", "patch"]),
+                  {"apiGroups": ["gitseal.dev"], "resources": ["gitsyncs"], "verbs": ["get"]}]}),
+    )
+    .await;
+    apply_json(
+        &t,
+        serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding", "metadata": {"name": "reviewer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reviewer"},
+        "subjects": [{"kind": "User", "name": "gitseal-unprivileged",
+                      "apiGroup": "rbac.authorization.k8s.io"}]}),
+    )
+    .await;
+    gitsync_api(&t)
+        .patch(
+            "tenant",
+            &PatchParams::apply("gitseal-test"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+                "metadata": {"name": "tenant"},
+                "spec": {"url": "https://example.invalid/r.git", "path": "apps",
+                         "serviceAccountName": "deployer"}
+            })),
+        )
+        .await
+        .expect("gitsync");
+    let dir = t.work.path().join("apps");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("all.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: {app_ns}}}\ndata: {{a: b}}\n\
+             ---\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: {app_ns}}}\n\
+             spec: {{ports: [{{port: 80}}], selector: {{app: web}}}}\n"
+        ),
+    )
+    .expect("write");
+    let path = dir.display().to_string();
+    let args = [
+        "diff",
+        "gitsync",
+        "tenant",
+        "-n",
+        &app_ns,
+        "--path",
+        &path,
+        "--agent-namespace",
+        &agent_ns,
+        "-o",
+        "json",
+    ];
+    let report = |out: &Output| -> serde_json::Value {
+        serde_json::from_str(&stdout(out))
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
+    };
+    let action = |r: &serde_json::Value, object: &str| -> (String, String) {
+        let o = r["objects"]
+            .as_array()
+            .expect("objects")
+            .iter()
+            .find(|o| o["object"] == object)
+            .unwrap_or_else(|| panic!("{object} not in {r}"));
+        (
+            o["action"].as_str().unwrap_or_default().to_owned(),
+            o["note"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+
+    // The admin may impersonate: the Service is refused as a pass would refuse it.
+    let out = cli.kube(&args);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(&out);
+    assert!(
+        r["gitsync"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("dry-run as ServiceAccount {app_ns}/deployer")),
+        "{r}"
+    );
+    assert_eq!(
+        action(&r, &format!("ConfigMap {app_ns}/cfg")).0,
+        "create",
+        "{r}"
+    );
+    let (act, note) = action(&r, &format!("Service {app_ns}/web"));
+    assert_eq!(act, "refused", "{r}");
+    assert!(
+        note.contains(&format!(
+            "ServiceAccount {app_ns}/deployer may not apply it"
+        )) && note.contains("forbidden"),
+        "{note}"
+    );
+
+    // A reviewer who may not impersonate: a dry-run as themselves, said in the report.
+    let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
+    let mut as_reviewer: Vec<&str> = args.to_vec();
+    as_reviewer.extend(["--kubeconfig", &unpriv]);
+    let out = cli.raw(&as_reviewer);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(&out);
+    assert!(
+        r["gitsync"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("this dry-run as you (you may not impersonate it)"),
+        "{r}"
+    );
+    assert_eq!(
+        action(&r, &format!("Service {app_ns}/web")).0,
+        "create",
+        "{r}"
+    );
+    // Nothing was written by either.
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), &app_ns);
+    assert!(cms.get_opt("cfg").await.expect("get").is_none());
+}

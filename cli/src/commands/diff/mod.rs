@@ -4,9 +4,11 @@
 //! The folder is rendered the way the agent renders it (the agent's own code: Kustomize or
 //! plain files, the same limits, remote bases never fetched), namespaces settled by the
 //! GitSync's `targetNamespace`, the GitSync's labels added; then each object is sent as a
-//! server-side apply **dry-run** under the agent's field manager, with the caller's own
-//! credentials, and the answer compared field by field with the live object. Nothing is
-//! written.
+//! server-side apply **dry-run** under the agent's field manager, and the answer compared field
+//! by field with the live object (read with the caller's own credentials). Nothing is
+//! written. The dry-run acts as the GitSync's passes do: as its ServiceAccount (impersonated)
+//! when it names one and the caller may impersonate it, so what that ServiceAccount may not
+//! write shows as refused; as the caller otherwise, which the report says.
 //!
 //! Secrets: values are never printed ([`fields`] reports changed paths only). A SealedSecret
 //! cannot be opened here, so its Secret is compared in shape (keys added or removed, type,
@@ -41,7 +43,8 @@ use serde_json::{Map, Value};
 use self::fields::{Change, Op, changes, normalize};
 use crate::args::{DiffArgs, TableFormat};
 use crate::cluster::{
-    api_error, client, kind_missing, namespace_or_default, not_installed, published_keys,
+    api_error, client, impersonating_client, kind_missing, may_impersonate, namespace_or_default,
+    not_installed, published_keys,
 };
 use crate::io::shown;
 use crate::table::{clipped, one_line as line, structured};
@@ -113,14 +116,25 @@ pub async fn run(args: DiffArgs) -> Result<bool> {
     };
     let tenancy =
         tenancy(&gs, &ns, &policy).map_err(|e| anyhow!("GitSync {ns}/{}: {e}", args.name))?;
-    let acting = match &tenancy.actor {
-        Actor::ServiceAccount(sa) => {
-            format!("; its passes act as ServiceAccount {ns}/{sa}, this dry-run as you")
-        }
-        _ => String::new(),
+    let (dry, acting_as, acting) = match (&tenancy.actor, tenancy.impersonate(&ns)) {
+        (Actor::ServiceAccount(sa), Some(user)) if may_impersonate(&client, &ns, sa).await => (
+            impersonating_client(&args.cluster, &user).await?,
+            Some(format!("ServiceAccount {ns}/{sa}")),
+            format!("; dry-run as ServiceAccount {ns}/{sa}, as its passes act"),
+        ),
+        (Actor::ServiceAccount(sa), _) => (
+            client.clone(),
+            None,
+            format!(
+                "; its passes act as ServiceAccount {ns}/{sa}, this dry-run as you (you may not impersonate it)"
+            ),
+        ),
+        _ => (client.clone(), None, String::new()),
     };
     let mut differ = Differ {
         client: client.clone(),
+        dry,
+        acting_as,
         tenancy,
         resources: HashMap::new(),
         new_namespaces: BTreeSet::new(),
@@ -271,7 +285,13 @@ async fn cluster_keys(client: &kube::Client, agent_ns: &str) -> Option<BTreeSet<
 const NEW_NAMESPACE: &str = "in a namespace this render creates: not dry-run";
 
 struct Differ {
+    /// The caller's: discovery and live objects.
     client: kube::Client,
+    /// Who the dry-runs are sent as: the GitSync's ServiceAccount (impersonated) or the
+    /// caller.
+    dry: kube::Client,
+    /// `ServiceAccount NS/NAME` when `dry` impersonates it.
+    acting_as: Option<String>,
     /// Who the GitSync's passes act as, and what they may write.
     tenancy: Tenancy,
     /// Namespaces of this render that the cluster does not have yet.
@@ -422,8 +442,13 @@ impl Differ {
         let patch = req
             .patch(o.name(), &params, &Patch::Apply(&o.value()))
             .map_err(|e| anyhow!("dry-run of {}: {e}", describe(o)))?;
-        match self.client.request::<Value>(patch).await {
+        match self.dry.request::<Value>(patch).await {
             Ok(v) => Ok(Ok((live, v))),
+            // The GitSync's ServiceAccount may not write it: a pass would fail the same way.
+            Err(kube::Error::Api(s)) if s.code == 403 && self.acting_as.is_some() => {
+                let who = self.acting_as.as_deref().unwrap_or_default();
+                Ok(Err(format!("{who} may not apply it: {}", s.message)))
+            }
             // Invalid, conflicting or otherwise refused: what a pass would fail on. (Not
             // 401/403, which are about the caller, nor server errors.)
             Err(kube::Error::Api(s)) if matches!(s.code, 400 | 404 | 409 | 422) => {
