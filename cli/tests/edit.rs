@@ -335,6 +335,60 @@ fn sigint_while_the_editor_runs_removes_the_plaintext_copy() {
 }
 
 #[test]
+fn the_copy_a_killed_edit_left_is_removed_by_the_next_edit() {
+    let e = Edit::new();
+    let before = e.env.read("db.yaml");
+    let started = e.env.path("started");
+    let editor = e.editor(&format!("touch '{}'\nsleep 30", started.display()));
+    let mut child = e.command(&editor, &[]).process_group(0).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the editor never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: no handler runs, the plaintext copy stays.
+    let pgid = format!("-{}", child.id());
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap();
+    let (copy, _, _) = e.editor_saw();
+    assert!(
+        copy.exists(),
+        "nothing left to clean up: {}",
+        copy.display()
+    );
+    assert_eq!(e.env.read("db.yaml"), before);
+    // A folder of a process that still runs (this test's), and one not named by a process:
+    // neither is touched.
+    let alive = e
+        .run_dir
+        .join(format!("gitseal-edit-{}-keep", std::process::id()));
+    let unnamed = e.run_dir.join("gitseal-edit-abc123");
+    for d in [&alive, &unnamed] {
+        fs::create_dir(d).unwrap();
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    let run = e.run("true");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("removed") && run.stderr.contains("was killed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!copy.exists() && !copy.parent().unwrap().exists());
+    assert!(alive.exists() && unnamed.exists());
+    fs::remove_dir(&alive).unwrap();
+    fs::remove_dir(&unnamed).unwrap();
+    e.assert_clean(&[]);
+}
+
+#[test]
 fn a_wrong_identity_or_missing_rule_stops_before_any_plaintext_is_written() {
     let e = Edit::new();
     e.env.key("other.key");

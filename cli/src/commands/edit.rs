@@ -6,6 +6,9 @@
 //! The plaintext lives in one file inside a private directory (0700, file 0600) on tmpfs
 //! where there is one (`$XDG_RUNTIME_DIR`, else `/dev/shm`), which is overwritten and
 //! removed on every way out: success, refusal, editor failure, and SIGINT/SIGTERM/SIGHUP.
+//! A `gitseal edit` killed outright (SIGKILL, a crash, power loss on a disk-backed folder)
+//! cannot clean up: its folder is named after its process id, and the next `gitseal edit`
+//! of the same user scrubs and removes every such folder whose process is gone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -52,11 +55,15 @@ struct PrivateDir {
     dir: Option<tempfile::TempDir>,
 }
 
+/// The private folders' names: this, the process id, `-`, random characters.
+const PRIVATE_PREFIX: &str = "gitseal-edit-";
+
 impl PrivateDir {
     fn new() -> Result<Self> {
         let base = private_base();
+        remove_stale(&base);
         let dir = tempfile::Builder::new()
-            .prefix("gitseal-edit-")
+            .prefix(&format!("{PRIVATE_PREFIX}{}-", std::process::id()))
             .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&base)
             .with_context(|| format!("cannot create a private folder in {}", shown(&base)))?;
@@ -110,6 +117,41 @@ fn scrub(dir: &Path) {
                 left -= n as u64;
             }
             let _ = f.sync_all();
+        }
+    }
+}
+
+/// Scrubs and removes the private folders in `base` that a `gitseal edit` of this user left
+/// when it was killed: named with a process id that no longer runs, owned by this user, mode
+/// 0700. Says so on standard error (paths only). Best effort: what cannot be read is left.
+fn remove_stale(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    let uid = current_uid();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PRIVATE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Not a link, ours, private, and its process gone (a reused id keeps it: safe side).
+        let ours = fs::symlink_metadata(e.path())
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o777 == 0o700);
+        if !ours || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        scrub(&e.path());
+        if fs::remove_dir_all(e.path()).is_ok() {
+            eprintln!(
+                "removed {}: the plaintext copy of a `gitseal edit` that was killed (process {pid})",
+                shown(&e.path())
+            );
         }
     }
 }
