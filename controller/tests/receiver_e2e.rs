@@ -7,7 +7,9 @@
 //! and a burst past the rate limit are each refused with their status and an empty body, and
 //! none starts a pass; GitLab and generic (signed timestamp) proofs; and what a Receiver's
 //! creator cannot reach: a Secret of another namespace, a Secret that did not opt in, a
-//! GitSync of another namespace. The token appears in no log, status or Event.
+//! GitSync of another namespace. The token appears in no log, status or Event. With two
+//! replicas, a push reaching the standby starts a pass too (a Service spreads pushes over
+//! both), and still does after the leader dies.
 
 mod support;
 
@@ -23,7 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
-use support::{AgentProcess, AgentTest, TestRepo, agent_binary, free_port, wait_for};
+use support::{AgentProcess, AgentSetup, AgentTest, TestRepo, agent_binary, free_port, wait_for};
 
 const TOKEN: &str = "wh-token-3f1c9a7e5b2d4068";
 const MANAGER: &str = "gitseal-test";
@@ -542,4 +544,86 @@ async fn no_token_anywhere(env: &Env, tokens: &[&str]) {
         assert!(!statuses.contains(t), "token in a Receiver status");
         assert!(!events.contains(t), "token in an Event");
     }
+}
+
+/// A second replica answers pushes as the first does: a push to the standby's endpoint starts
+/// a pass (the leader's), a bad one is refused there too; when the leader dies, the standby
+/// leads and its endpoint keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_to_the_standby_starts_a_pass_too() {
+    let mut env = Env::start("recv-ha").await;
+    let app_ns = env.t.app_ns.clone();
+    // The first agent leads (it was alone); the second starts beside it.
+    wait_for("the first agent leads", || async {
+        (env.agent.metric("gitseal_leader") == Some(1.0)).then_some(())
+    })
+    .await;
+    let kubeconfig = env.t.agent_kubeconfig(AgentRbac::Deployed).await;
+    let dir = env.t.work.path().join("standby");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let standby_port = free_port();
+    let addr = format!("127.0.0.1:{standby_port}");
+    let standby = AgentProcess::start(
+        agent_binary,
+        AgentSetup {
+            kubeconfig: &kubeconfig,
+            agent_namespace: &env.t.agent_ns,
+            watch_namespace: &app_ns,
+            dir: &dir,
+        },
+        &[
+            "--allow-local-sources",
+            "--leader-identity",
+            "standby",
+            "--webhook-addr",
+            &addr,
+            "--webhook-max-body",
+            "4096",
+        ],
+    );
+    wait_for("the standby ready, not leading", || async {
+        (standby.readyz() == Some(200) && standby.metric("gitseal_leader") == Some(0.0))
+            .then_some(())
+    })
+    .await;
+    env.secret(&app_ns, "hook-token", TOKEN, true).await;
+    env.receiver("push", "github", "apps", "hook-token").await;
+    let path = env.path_of("push").await;
+
+    // A push to the standby: the new commit is applied (by the leader).
+    let two = env.commit_cm("2");
+    let (code, body) = wait_for("the standby routes the Receiver's path", || {
+        let path = path.clone();
+        async move {
+            let (code, body) = github(standby_port, &path, TOKEN, "ha-1", "push");
+            (code != 404).then_some((code, body))
+        }
+    })
+    .await;
+    assert_eq!((code, body.as_str()), (202, ""));
+    env.wait_cm("2").await;
+    env.wait_applied(&two).await;
+    assert_eq!(standby.metric("gitseal_leader"), Some(0.0));
+    // Refused there as on the leader: a bad signature.
+    let (code, _) = github(
+        standby_port,
+        &path,
+        "another-token-0123456789",
+        "ha-2",
+        "push",
+    );
+    assert_eq!(code, 401);
+
+    // The leader stops: the standby takes over and the Receiver stays served.
+    env.agent.kill();
+    wait_for("the standby leads", || async {
+        (standby.metric("gitseal_leader") == Some(1.0)).then_some(())
+    })
+    .await;
+    let three = env.commit_cm("3");
+    let (code, _) = github(standby_port, &path, TOKEN, "ha-3", "push");
+    assert_eq!(code, 202);
+    env.wait_cm("3").await;
+    env.wait_applied(&three).await;
+    assert!(!standby.logs().contains(TOKEN));
 }

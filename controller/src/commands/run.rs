@@ -1,8 +1,9 @@
 //! `gitseal-agent run`: the HTTP endpoints, the sealing keys (read on every replica), leader
-//! election, and — on the leader only — the GitSync, SealedSecret and ResealRequest
-//! controllers, the key manager's writes and (with `--webhook-addr`) the Receiver controller
-//! and the push webhook endpoint. Each leadership starts them afresh (no memory of an earlier
-//! leadership is trusted) and losing the lease stops them at once.
+//! election, with `--webhook-addr` the push webhook endpoint and the Receiver controller that
+//! routes it (on every replica: a push reaching the standby starts a pass too; only the
+//! leader writes Receiver status), and — on the leader only — the GitSync, SealedSecret and
+//! ResealRequest controllers and the key manager's writes. Each leadership starts them afresh
+//! (no memory of an earlier leadership is trusted) and losing the lease stops them at once.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::serve::http::{HttpState, Readiness, serve};
 use crate::serve::metrics::Metrics;
 use crate::serve::webhook::{self, WebhookState, hooks::Hooks};
 
-/// How many controllers a leadership runs besides the Receiver controller (for `/readyz`).
+/// How many controllers a leadership runs (for `/readyz`).
 const CONTROLLERS: usize = 3;
 
 /// `gitseal-agent run`: until SIGTERM or Ctrl-C.
@@ -103,10 +104,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         escrow: &escrow,
         readiness: &readiness,
     };
+    let webhooks = webhooks(&args, &client, &metrics, &readiness, leading.clone());
     let leader_work = lead(parts, leading);
     let outcome = tokio::select! {
         r = health => r.context("health endpoint"),
         r = metrics_srv => r.context("metrics endpoint"),
+        r = webhooks => r.context("webhook endpoint"),
         () = key_manager.run() => Ok(()),
         () = elector.run(&leading_tx) => Ok(()),
         () = leader_work => Ok(()),
@@ -118,6 +121,43 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Everything above is dropped: the controllers stopped. Let a standby take over now.
     elector.release().await;
     outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// With `--webhook-addr`, on every replica: the push webhook endpoint and the Receiver
+/// controller that fills its table of paths (its cache tells the endpoint which Receivers
+/// still exist). Never returns without it.
+async fn webhooks(
+    args: &RunArgs,
+    client: &kube::Client,
+    metrics: &Arc<Metrics>,
+    readiness: &Readiness,
+    leading: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let Some(addr) = args.webhook_addr else {
+        return std::future::pending().await;
+    };
+    readiness.set_webhooks_pending();
+    let hooks = Hooks::default();
+    let controller = receiver::controller(
+        client,
+        args.watch_namespace.as_deref(),
+        args.reconcile_concurrency,
+    );
+    let store = controller.store();
+    let state = WebhookState::new(hooks.clone(), client.clone(), store.clone())
+        .with_metrics(metrics.clone())
+        .with_max_body(args.webhook_max_body);
+    let ctx = Arc::new(receiver::Context {
+        client: client.clone(),
+        hooks,
+        receivers: store,
+        leading,
+    });
+    let receivers = receiver::run(controller, ctx, args.watch_namespace.as_deref(), readiness);
+    tokio::select! {
+        r = webhook::serve(addr, state) => r,
+        () = receivers => Ok(()),
+    }
 }
 
 /// What every leadership's controllers share.
@@ -153,7 +193,7 @@ async fn lead(parts: Parts<'_>, mut leading: watch::Receiver<bool>) {
             return;
         }
         metrics.leader.set(1);
-        readiness.set_leading(CONTROLLERS + usize::from(args.webhook_addr.is_some()));
+        readiness.set_leading(CONTROLLERS);
         tracing::info!("leading: starting the controllers");
         let key_usage = KeyUsage::new(key_store.clone());
         let reseal_ctx = Arc::new(
@@ -170,43 +210,6 @@ async fn lead(parts: Parts<'_>, mut leading: watch::Receiver<bool>) {
                 .with_keys(key_store.clone(), key_usage.clone())
                 .with_metrics(metrics.clone()),
         );
-        // Push webhooks: the Receiver controller fills the table of paths the endpoint
-        // answers, and its cache tells the endpoint which Receivers still exist.
-        let webhooks = args.webhook_addr.map(|addr| {
-            let hooks = Hooks::default();
-            let controller = receiver::controller(
-                client,
-                args.watch_namespace.as_deref(),
-                args.reconcile_concurrency,
-            );
-            let store = controller.store();
-            let state = WebhookState::new(hooks.clone(), client.clone(), store.clone())
-                .with_metrics(metrics.clone())
-                .with_max_body(args.webhook_max_body);
-            let ctx = Arc::new(receiver::Context {
-                client: client.clone(),
-                hooks,
-                receivers: store,
-            });
-            (addr, state, controller, ctx)
-        });
-        let (webhook_srv, receivers) = match webhooks {
-            Some((addr, state, controller, ctx)) => {
-                (Some(webhook::serve(addr, state)), Some((controller, ctx)))
-            }
-            None => (None, None),
-        };
-        let webhook_srv = async {
-            match webhook_srv {
-                Some(srv) => srv.await,
-                None => std::future::pending::<std::io::Result<()>>().await,
-            }
-        };
-        let receivers = async {
-            if let Some((controller, ctx)) = receivers {
-                receiver::run(controller, ctx, args.watch_namespace.as_deref(), readiness).await;
-            }
-        };
         let ctx = Arc::new(
             gitsync::Context::new(
                 client.clone(),
@@ -233,16 +236,10 @@ async fn lead(parts: Parts<'_>, mut leading: watch::Receiver<bool>) {
                 gitsync::run(ctx, watch_ns, readiness),
                 sealed_secret::run(sealed_ctx, watch_ns, args.reconcile_concurrency, readiness),
                 reseal_request::run(reseal_ctx, args.reconcile_concurrency, readiness),
-                receivers,
             )
         };
         tokio::select! {
             _ = controllers => {}
-            r = webhook_srv => {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "webhook endpoint stopped");
-                }
-            }
             _ = leading.wait_for(|l| !*l) => {}
         }
         // Dropping the controllers cancels every pass and request in flight.

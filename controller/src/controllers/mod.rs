@@ -23,8 +23,6 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::serve::http::Readiness;
-
 /// `Api` for the objects of one namespace, or of all namespaces.
 pub fn scoped_api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
 where
@@ -93,14 +91,14 @@ where
 
 /// Runs a controller until the future is dropped (the agent stops leading, or shuts down);
 /// reconcile errors are retried by the error policy and logged at debug level, labelled
-/// `controller = name`. `readiness` hears when its cache has synced.
+/// `controller = name`. `synced` is called once its cache has synced.
 pub async fn run<K, Ctx, Fut>(
     name: &'static str,
     controller: Controller<K>,
     reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> Fut,
     error_policy: impl Fn(Arc<K>, &Fut::Error, Arc<Ctx>) -> Action,
     ctx: Arc<Ctx>,
-    readiness: &Readiness,
+    synced: impl FnOnce(),
 ) where
     K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Debug + Unpin + Eq + Hash + Clone,
@@ -111,7 +109,7 @@ pub async fn run<K, Ctx, Fut>(
     let synced = async {
         if store.wait_until_ready().await.is_ok() {
             tracing::debug!(controller = name, "cache synced");
-            readiness.controller_synced();
+            synced();
         }
         std::future::pending::<()>().await
     };

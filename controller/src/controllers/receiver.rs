@@ -10,6 +10,11 @@
 //!
 //! Token Secrets and GitSyncs are watched as metadata only; a change to one reconciles the
 //! Receivers that name it.
+//!
+//! It runs on every replica, so that a push reaching the standby (a Service spreads them over
+//! both) is answered too: the webhook endpoint only annotates the GitSync, which the leader's
+//! GitSync controller acts on. Only the leader writes Receiver status; a new leader
+//! reconciles every Receiver when it takes over.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use secrecy::SecretSlice;
+use tokio::sync::watch;
 use zeroize::Zeroize;
 
 use crate::kube_error::kube_message;
@@ -42,6 +48,8 @@ pub struct Context {
     pub hooks: Hooks,
     /// The Receivers, as the controller caches them.
     pub receivers: Store<Receiver>,
+    /// Whether this replica leads (only the leader writes status).
+    pub leading: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Context {
@@ -224,7 +232,7 @@ async fn reconcile(r: Arc<Receiver>, ctx: Arc<Context>) -> Result<Action, Error>
             }
         }
     }
-    if !settle(&mut status, &old) {
+    if !settle(&mut status, &old) && *ctx.leading.borrow() {
         let api: Api<Receiver> = Api::namespaced(ctx.client.clone(), &ns);
         super::apply_status(&api, &name, &status)
             .await
@@ -318,16 +326,20 @@ pub async fn run(
                 .unwrap_or_default();
             futures::stream::iter(refs)
         });
+    // Taking the lead: every Receiver again, so that the status is this leader's to write.
+    let gained = futures::stream::unfold(ctx.leading.clone(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        let leading = *rx.borrow_and_update();
+        Some((leading, rx))
+    })
+    .filter(|leading| std::future::ready(*leading))
+    .map(|_| ());
     let controller = controller
         .reconcile_on(secret_changes)
-        .reconcile_on(gitsync_changes);
-    super::run(
-        "receiver",
-        controller,
-        reconcile,
-        error_policy,
-        ctx,
-        readiness,
-    )
+        .reconcile_on(gitsync_changes)
+        .reconcile_all_on(gained);
+    super::run("receiver", controller, reconcile, error_policy, ctx, || {
+        readiness.webhooks_synced()
+    })
     .await;
 }

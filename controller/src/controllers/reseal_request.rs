@@ -362,7 +362,7 @@ pub async fn run(ctx: Arc<Context>, concurrency: u16, readiness: &Readiness) {
         reconcile,
         error_policy,
         ctx,
-        readiness,
+        || readiness.controller_synced(),
     )
     .await;
 }

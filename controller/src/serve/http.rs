@@ -13,7 +13,8 @@ use axum::routing::get;
 use super::metrics::Metrics;
 
 /// What `/readyz` answers from: ready when the API server answered the last leader election
-/// round trip, the sealing keys were read, and — on the leader — every controller has synced
+/// round trip, the sealing keys were read, the push webhook paths are known (with
+/// `--webhook-addr`, on every replica), and — on the leader — every controller has synced
 /// its cache. A standby is ready (it serves `/v1/keys`); nobody is ready while the API
 /// server is unreachable.
 #[derive(Debug, Default)]
@@ -25,6 +26,8 @@ pub struct Readiness {
     leading: AtomicBool,
     /// Controllers of the current leadership that have not synced their caches yet.
     controllers_unsynced: AtomicUsize,
+    /// The push webhook endpoint (every replica's) has not read the Receivers yet.
+    webhooks_pending: AtomicBool,
 }
 
 impl Readiness {
@@ -49,6 +52,14 @@ impl Readiness {
             .store(controllers, Ordering::Relaxed);
         self.leading.store(controllers > 0, Ordering::Relaxed);
     }
+    /// This replica answers push webhooks: not ready until it knows their paths.
+    pub fn set_webhooks_pending(&self) {
+        self.webhooks_pending.store(true, Ordering::Relaxed);
+    }
+    /// The Receiver cache is synced: the webhook paths are known.
+    pub fn webhooks_synced(&self) {
+        self.webhooks_pending.store(false, Ordering::Relaxed);
+    }
     /// One controller's cache is synced.
     pub fn controller_synced(&self) {
         let _ = self
@@ -65,6 +76,8 @@ impl Readiness {
             && self.controllers_unsynced.load(Ordering::Relaxed) > 0
         {
             Some("the controllers have not synced their caches yet")
+        } else if self.webhooks_pending.load(Ordering::Relaxed) {
+            Some("the push webhook paths are not read yet")
         } else {
             None
         }

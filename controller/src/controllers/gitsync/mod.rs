@@ -763,13 +763,8 @@ pub async fn run(ctx: Arc<Context>, watch_namespace: Option<&str>, readiness: &R
     ctx.metrics.sources.follow(controller.store());
     let _ = ctx.gitsyncs.set(controller.store());
     let controller = controller.reconcile_all_on(back);
-    super::run(
-        "gitsync",
-        controller,
-        reconcile,
-        error_policy,
-        ctx,
-        readiness,
-    )
+    super::run("gitsync", controller, reconcile, error_policy, ctx, || {
+        readiness.controller_synced()
+    })
     .await;
 }

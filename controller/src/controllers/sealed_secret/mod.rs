@@ -418,7 +418,7 @@ pub async fn run(
         reconcile,
         error_policy,
         ctx,
-        readiness,
+        || readiness.controller_synced(),
     )
     .await;
 }
