@@ -2,6 +2,7 @@
 //! `gitseal_testenv::e2e`, the agent binary of this package, and a sealing key installed by
 //! hand.
 
+use std::path::Path;
 use std::process::Command;
 
 use kube::api::{Api, Patch, PatchParams};
@@ -51,6 +52,13 @@ pub async fn apply_gitsync(client: &kube::Client, ns: &str, name: &str, spec: se
     .expect("gitsync");
 }
 
+/// The spec of a GitSync following branch `main` of the repository at `repo` (`file://`,
+/// so the agent needs `--allow-local-sources`): folder `path`, a pass every second.
+pub fn file_gitsync_spec(repo: &Path, path: &str, prune: bool) -> serde_json::Value {
+    serde_json::json!({"url": format!("file://{}", repo.display()), "path": path,
+                       "interval": "1s", "prune": prune})
+}
+
 /// The GitSync's Ready condition: `(status, reason, message)`.
 pub fn ready_condition(gs: &gitseal_api::GitSync) -> Option<(bool, String, String)> {
     gs.status
@@ -87,12 +95,22 @@ pub async fn wait_ready(
 /// Names of the ConfigMaps in `ns` labelled as applied by the GitSync `ns/name`.
 pub async fn managed_configmaps(client: &kube::Client, ns: &str, name: &str) -> Vec<String> {
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    labelled_names(
+        &api,
+        &format!("gitseal.dev/sync-namespace={ns},gitseal.dev/sync-name={name}"),
+    )
+    .await
+}
+
+/// Sorted names of the objects of `api` that match the label selector `labels`.
+pub async fn labelled_names<K>(api: &Api<K>, labels: &str) -> Vec<String>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let list = api
-        .list_metadata(&kube::api::ListParams::default().labels(&format!(
-            "gitseal.dev/sync-namespace={ns},gitseal.dev/sync-name={name}"
-        )))
+        .list_metadata(&kube::api::ListParams::default().labels(labels))
         .await
-        .expect("list configmaps");
+        .unwrap_or_else(|e| panic!("list objects labelled {labels}: {e}"));
     let mut names: Vec<String> = list
         .items
         .into_iter()
@@ -123,4 +141,30 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("kill runs")
         .success();
     assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Waits until the agent's `/readyz` answers 200.
+pub async fn wait_agent_ready(agent: &AgentProcess) {
+    let health = agent.health_port;
+    wait_for("the agent's /readyz", || async move {
+        std::net::TcpStream::connect(("127.0.0.1", health))
+            .ok()
+            .map(|_| http_get(health, "/readyz"))
+            .filter(|r| r.starts_with("HTTP/1.1 200"))
+    })
+    .await;
+}
+
+/// Every `events.k8s.io/v1` Event of `ns` as JSON (to look for a leaked secret in).
+pub async fn events_v1_json(client: &kube::Client, ns: &str) -> String {
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::discovery::ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
+    );
+    let events = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("events");
+    serde_json::to_string(&events.items).expect("json")
 }

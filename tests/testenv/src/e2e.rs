@@ -182,6 +182,17 @@ impl AgentTest {
         }
     }
 
+    /// Creates an empty git repository on branch `main` at `<work>/repo`; returns its path.
+    ///
+    /// # Panics
+    /// When the folder cannot be made or git fails.
+    pub fn init_repo(&self) -> PathBuf {
+        let repo = self.work.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        git(&repo, &["init", "-q", "-b", "main"]);
+        repo
+    }
+
     /// Starts the agent with the admin kubeconfig, keys in the agent namespace, answering the
     /// app namespace only, its log and git cache in the work folder (see
     /// [`AgentProcess::start`] for `agent`), and `--allow-local-sources`: the GitSyncs of
