@@ -9,6 +9,8 @@
 //! helm and kustomize are built from the Go module proxy by `scripts/peers.sh` (cached).
 //! When a test here fails after a change to `deploy/`, change `charts/gitseal` the same way.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -17,10 +19,8 @@ use clap::Parser as _;
 use gitseal_agent::sync::object::Object;
 use gitseal_agent::sync::render::parse;
 use gitseal_testenv::peers::peer_tool;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::Scope;
 use serde_json::Value;
+use support::apply_as_install;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/gitseal");
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
@@ -432,59 +432,17 @@ fn helm_lint_passes_and_refuses_bad_values() {
     }
 }
 
-/// Applies `objects` as an install would: CRDs for real (waiting until Established),
-/// everything else as a server-side dry-run.
-async fn dry_run(client: &kube::Client, objects: &[Object]) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let mut staged: Vec<&Object> = objects.iter().collect();
-    staged.sort_by_key(|o| o.stage());
-    for o in staged {
-        let (g, v) = o.group_version();
-        let (ar, caps) =
-            kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(g, v, o.kind()))
-                .await
-                .unwrap_or_else(|e| panic!("{}: {e}", o.describe()));
-        let api: Api<DynamicObject> = match caps.scope {
-            Scope::Namespaced => {
-                Api::namespaced_with(client.clone(), o.namespace().expect("namespace"), &ar)
-            }
-            Scope::Cluster => Api::all_with(client.clone(), &ar),
-        };
-        let mut params = PatchParams::apply("gitseal-chart-test").force();
-        if !o.is_crd() {
-            params = params.dry_run();
-        }
-        api.patch(o.name(), &params, &Patch::Apply(&o.value()))
-            .await
-            .unwrap_or_else(|e| panic!("{} rejected: {e}", o.describe()));
-        if o.is_crd() {
-            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-            tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                kube::runtime::wait::await_condition(
-                    crds,
-                    o.name(),
-                    kube::runtime::conditions::is_crd_established(),
-                ),
-            )
-            .await
-            .expect("established in time")
-            .expect("established");
-        }
-    }
-}
-
 #[tokio::test]
 async fn chart_output_passes_server_side_dry_run() {
     let cp = gitseal_testenv::shared().await;
     let ns = cp.namespace("chart").await;
     let client = cp.client();
     // Default values, then every option at once.
-    dry_run(&client, &helm_template(&ns, &[])).await;
+    apply_as_install(&client, &helm_template(&ns, &[]), "gitseal-chart-test").await;
     let escrow = gitseal::SecretKey::generate().public().to_string();
     let sets = every_option(&escrow);
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let objects = helm_template(&ns, &sets);
     assert!(objects.iter().all(|o| o.kind() != "Namespace"));
-    dry_run(&client, &objects).await;
+    apply_as_install(&client, &objects, "gitseal-chart-test").await;
 }
