@@ -11,7 +11,10 @@ use gitseal_api::GitSync;
 use gitseal_testenv::e2e::commit_file;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use support::{AgentTest, agent_binary, apply_gitsync, git, ready_condition, wait_for, wait_ready};
+use support::{
+    AgentTest, agent_binary, apply_gitsync, file_gitsync_spec, git, ready_condition, wait_for,
+    wait_ready,
+};
 
 fn cm(ns: &str, name: &str, value: &str) -> String {
     format!(
@@ -23,9 +26,7 @@ fn cm(ns: &str, name: &str, value: &str) -> String {
 async fn a_shared_object_is_reported_not_fought_over() {
     let t = AgentTest::new("conflict").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     std::fs::create_dir_all(repo.join("a")).expect("mkdir");
     std::fs::write(
         repo.join("a/cms.yaml"),
@@ -39,10 +40,7 @@ async fn a_shared_object_is_reported_not_fought_over() {
         "both",
     );
     let agent = t.start_agent(agent_binary, &[]);
-    let spec = |path: &str| {
-        serde_json::json!({"url": format!("file://{}", repo.display()), "path": path,
-                           "interval": "1s", "prune": true})
-    };
+    let spec = |path: &str| file_gitsync_spec(&repo, path, true);
     apply_gitsync(&client, &ns, "a", spec("a")).await;
     wait_ready(&client, &ns, "a", None).await;
     apply_gitsync(&client, &ns, "b", spec("b")).await;
@@ -136,9 +134,7 @@ async fn a_shared_object_is_reported_not_fought_over() {
 async fn status_writes_start_no_pass_and_requested_at_does() {
     let t = AgentTest::new("trigger").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(&repo, "apps/cm.yaml", &cm(&ns, "one", "1"), "first");
     let agent = t.start_agent(agent_binary, &[]);
     apply_gitsync(

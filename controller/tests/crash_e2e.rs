@@ -11,7 +11,8 @@ use gitseal_api::GitSyncInventory;
 use gitseal_testenv::e2e::commit_file;
 use kube::api::{Api, ListParams};
 use support::{
-    AgentTest, agent_binary, apply_gitsync, configmaps_yaml, git, managed_configmaps, wait_ready,
+    AgentTest, agent_binary, apply_gitsync, configmaps_yaml, file_gitsync_spec, git,
+    managed_configmaps, wait_ready,
 };
 
 /// Where in the pass the agent is killed.
@@ -46,9 +47,7 @@ async fn recorded(client: &kube::Client, ns: &str) -> usize {
 async fn passes_killed_anywhere_then_reverted_leave_no_orphans() {
     let t = AgentTest::new("crash").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(
         &repo,
         "apps/base.yaml",
@@ -57,14 +56,7 @@ async fn passes_killed_anywhere_then_reverted_leave_no_orphans() {
     );
     // One object at a time, so the kill lands in the middle of the apply stage.
     let mut agent = t.start_agent(agent_binary, &["--concurrency", "1"]);
-    apply_gitsync(
-        &client,
-        &ns,
-        "apps",
-        serde_json::json!({"url": format!("file://{}", repo.display()), "path": "apps",
-                           "interval": "1s", "prune": true}),
-    )
-    .await;
+    apply_gitsync(&client, &ns, "apps", file_gitsync_spec(&repo, "apps", true)).await;
     let base_commit = git(&repo, &["rev-parse", "HEAD"]);
     wait_ready(&client, &ns, "apps", Some(&base_commit)).await;
 

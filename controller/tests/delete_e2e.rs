@@ -11,8 +11,8 @@ use gitseal_testenv::e2e::commit_file;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use support::{
-    AgentTest, agent_binary, apply_gitsync, configmaps_yaml, git, managed_configmaps, wait_for,
-    wait_ready,
+    AgentTest, agent_binary, apply_gitsync, configmaps_yaml, file_gitsync_spec, managed_configmaps,
+    wait_for, wait_ready,
 };
 
 async fn gone(client: &kube::Client, ns: &str, name: &str) {
@@ -47,11 +47,6 @@ async fn event_note(client: &kube::Client, ns: &str, reason: &str, name: &str) -
     .await
 }
 
-fn spec(repo: &std::path::Path, path: &str, prune: bool) -> serde_json::Value {
-    serde_json::json!({"url": format!("file://{}", repo.display()), "path": path,
-                       "interval": "1s", "prune": prune})
-}
-
 async fn delete(client: &kube::Client, ns: &str, name: &str) {
     let api: Api<GitSync> = Api::namespaced(client.clone(), ns);
     api.delete(name, &DeleteParams::default())
@@ -63,9 +58,7 @@ async fn delete(client: &kube::Client, ns: &str, name: &str) {
 async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
     let t = AgentTest::new("delete").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     std::fs::create_dir_all(repo.join("pruned")).expect("mkdir");
     std::fs::write(
         repo.join("pruned/keep.yaml"),
@@ -94,7 +87,13 @@ async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
 
     // prune: true — its objects go, except the one marked prune: disabled.
-    apply_gitsync(&client, &ns, "pruned", spec(&repo, "pruned", true)).await;
+    apply_gitsync(
+        &client,
+        &ns,
+        "pruned",
+        file_gitsync_spec(&repo, "pruned", true),
+    )
+    .await;
     let gs = wait_ready(&client, &ns, "pruned", None).await;
     assert!(
         gs.metadata
@@ -117,7 +116,13 @@ async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
     assert!(note.contains("3 object(s) pruned"), "{note}");
 
     // prune: false — its objects stay, an Event says so, the inventory goes.
-    apply_gitsync(&client, &ns, "orphaned", spec(&repo, "orphaned", false)).await;
+    apply_gitsync(
+        &client,
+        &ns,
+        "orphaned",
+        file_gitsync_spec(&repo, "orphaned", false),
+    )
+    .await;
     wait_ready(&client, &ns, "orphaned", None).await;
     delete(&client, &ns, "orphaned").await;
     gone(&client, &ns, "orphaned").await;
@@ -146,7 +151,7 @@ async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
         &client,
         &ns,
         "orphaned",
-        spec(&repo, "orphaned-again", true),
+        file_gitsync_spec(&repo, "orphaned-again", true),
     )
     .await;
     let gs = wait_ready(&client, &ns, "orphaned", None).await;
@@ -161,7 +166,13 @@ async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
     );
 
     // Deleted while no agent runs: it waits (finalizer), and the next agent finishes the job.
-    apply_gitsync(&client, &ns, "later", spec(&repo, "later", true)).await;
+    apply_gitsync(
+        &client,
+        &ns,
+        "later",
+        file_gitsync_spec(&repo, "later", true),
+    )
+    .await;
     wait_ready(&client, &ns, "later", None).await;
     agent.kill();
     delete(&client, &ns, "later").await;
@@ -186,9 +197,7 @@ async fn deleting_a_gitsync_prunes_or_orphans_and_forgets_it() {
 async fn a_tampered_inventory_prunes_nothing_that_is_not_the_gitsyncs() {
     let t = AgentTest::new("tamper").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(
         &repo,
         "apps/cms.yaml",
@@ -223,7 +232,7 @@ async fn a_tampered_inventory_prunes_nothing_that_is_not_the_gitsyncs() {
         )
         .await
         .expect("labelled victim");
-    apply_gitsync(&client, &ns, "apps", spec(&repo, "apps", true)).await;
+    apply_gitsync(&client, &ns, "apps", file_gitsync_spec(&repo, "apps", true)).await;
     wait_ready(&client, &ns, "apps", None).await;
     let shards: Api<gitseal_api::GitSyncInventory> = Api::namespaced(client.clone(), &ns);
     let mut shard = shards.get("apps-0").await.expect("shard");
@@ -263,9 +272,7 @@ async fn a_tampered_inventory_prunes_nothing_that_is_not_the_gitsyncs() {
 async fn removing_the_finalizer_by_hand_orphans_and_the_inventory_goes() {
     let t = AgentTest::new("unfinalized").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(
         &repo,
         "apps/cms.yaml",
@@ -273,7 +280,7 @@ async fn removing_the_finalizer_by_hand_orphans_and_the_inventory_goes() {
         "three",
     );
     let mut agent = t.start_agent(agent_binary, &[]);
-    apply_gitsync(&client, &ns, "apps", spec(&repo, "apps", true)).await;
+    apply_gitsync(&client, &ns, "apps", file_gitsync_spec(&repo, "apps", true)).await;
     wait_ready(&client, &ns, "apps", None).await;
     assert_eq!(shards(&client, &ns, "apps").await, 1);
     // No agent to put the finalizer back meanwhile.

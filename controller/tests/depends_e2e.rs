@@ -69,9 +69,7 @@ async fn condition_of(
 async fn depends_on_waits_for_the_platform_and_missing_crds_are_named() {
     let t = AgentTest::new("depends").await;
     let (client, platform, app) = (t.client.clone(), t.agent_ns.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     // The platform's path fails for now (a broken file whose name must stay the platform's).
     write(
         &repo,

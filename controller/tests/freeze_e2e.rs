@@ -45,9 +45,7 @@ async fn frozen_api_server_fails_the_pass_in_time_and_recovers() {
     let t = AgentTest::on(cp, "freeze").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
     add_sealing_key(&client, &t.agent_ns, &SecretKey::generate()).await;
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(
         &repo,
         "apps/cms.yaml",

@@ -16,10 +16,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use support::{
-    AgentProcess, AgentTest, agent_binary, apply_gitsync, configmaps_yaml, git, wait_for,
-    wait_ready,
+    AgentProcess, AgentTest, agent_binary, apply_gitsync, configmaps_yaml, file_gitsync_spec, git,
+    labelled_names, wait_for, wait_ready,
 };
 
 async fn holder(client: &kube::Client, ns: &str) -> Option<String> {
@@ -35,16 +35,7 @@ async fn holder(client: &kube::Client, ns: &str) -> Option<String> {
 
 async fn key_secrets(client: &kube::Client, ns: &str) -> Vec<String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let mut names: Vec<String> = secrets
-        .list_metadata(&ListParams::default().labels("gitseal.dev/sealing-key"))
-        .await
-        .expect("list")
-        .items
-        .into_iter()
-        .filter_map(|m| m.metadata.name)
-        .collect();
-    names.sort();
-    names
+    labelled_names(&secrets, "gitseal.dev/sealing-key").await
 }
 
 async fn request_rotation(client: &kube::Client, ns: &str, value: &str) {
@@ -81,9 +72,7 @@ fn writes(agent: &AgentProcess) -> f64 {
 async fn two_replicas_one_leader_one_key_and_failover() {
     let t = AgentTest::new("ha").await;
     let (client, agent_ns, ns) = (t.client.clone(), t.agent_ns.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     commit_file(
         &repo,
         "apps/cms.yaml",
@@ -111,14 +100,7 @@ async fn two_replicas_one_leader_one_key_and_failover() {
         "exactly one first key"
     );
 
-    apply_gitsync(
-        &client,
-        &ns,
-        "apps",
-        serde_json::json!({"url": format!("file://{}", repo.display()), "path": "apps",
-                           "interval": "1s", "prune": true}),
-    )
-    .await;
+    apply_gitsync(&client, &ns, "apps", file_gitsync_spec(&repo, "apps", true)).await;
     wait_ready(&client, &ns, "apps", None).await;
 
     // A rotation makes exactly one key.

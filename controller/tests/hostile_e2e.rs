@@ -12,7 +12,10 @@
 
 mod support;
 
-use support::{AgentProcess, AgentTest, add_sealing_key, agent_binary, git, http_get, wait_for};
+use support::{
+    AgentProcess, AgentTest, add_sealing_key, agent_binary, git, http_get, wait_agent_ready,
+    wait_for,
+};
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -179,14 +182,7 @@ impl Cost {
 
 async fn start_agent(t: &AgentTest, extra: &[&str]) -> AgentProcess {
     let agent = t.start_agent(agent_binary, extra);
-    let health = agent.health_port;
-    wait_for("the agent's /readyz", || async move {
-        std::net::TcpStream::connect(("127.0.0.1", health))
-            .ok()
-            .map(|_| http_get(health, "/readyz"))
-            .filter(|r| r.starts_with("HTTP/1.1 200"))
-    })
-    .await;
+    wait_agent_ready(&agent).await;
     agent
 }
 
@@ -436,9 +432,7 @@ async fn hostile_repositories_fail_once_cheaply_and_back_off() {
     let t = AgentTest::new("hostile-git").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
     add_sealing_key(&client, &t.agent_ns, &SecretKey::generate()).await;
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     let base = [
         ("apps/keep.yaml".to_owned(), config_map("keep")),
         ("twin/keep.yaml".to_owned(), config_map("twin-keep")),

@@ -6,14 +6,12 @@
 mod support;
 
 use gitseal::SecretKey;
-use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
-use secrecy::SecretSlice;
 use support::{
-    AgentTest, add_sealing_key, agent_binary, apply_gitsync, git, ready_condition, wait_for,
-    wait_ready,
+    AgentTest, add_sealing_key, agent_binary, apply_gitsync, file_gitsync_spec, git,
+    ready_condition, sealed_yaml, wait_for, wait_ready,
 };
 
 const CANARY: &str = "CANARY-layout-91d3e";
@@ -37,9 +35,7 @@ async fn flux_bootstrap_layout_renders_each_kustomization_folder() {
 
     // clusters/dev as `flux bootstrap` lays it out: plain files beside folders that are
     // Kustomize overlays (one reaching a base elsewhere in the repository).
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     write(&repo, "clusters/dev/plain.yaml", &cm("plain"));
     write(
         &repo,
@@ -49,20 +45,10 @@ async fn flux_bootstrap_layout_renders_each_kustomization_folder() {
     write(&repo, "clusters/dev/infrastructure/cm.yaml", &cm("one"));
     write(&repo, "base/kustomization.yaml", "resources: [cm.yaml]\n");
     write(&repo, "base/cm.yaml", &cm("base"));
-    let mut s = gitseal::manifest::Secret {
-        name: Some("db".into()),
-        namespace: Some(ns.clone()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(CANARY.as_bytes().to_vec()),
-    );
-    let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
     write(
         &repo,
         "clusters/dev/apps/db.yaml",
-        &gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml),
+        &sealed_yaml(&key, &ns, "db", CANARY),
     );
     write(
         &repo,
@@ -84,8 +70,7 @@ async fn flux_bootstrap_layout_renders_each_kustomization_folder() {
         &client,
         &ns,
         "cluster",
-        serde_json::json!({"url": format!("file://{}", repo.display()),
-                           "path": "clusters/dev", "interval": "1s", "prune": true}),
+        file_gitsync_spec(&repo, "clusters/dev", true),
     )
     .await;
     let gs = wait_ready(&client, &ns, "cluster", None).await;

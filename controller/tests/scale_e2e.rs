@@ -14,8 +14,8 @@ use gitseal_api::{GitSync, GitSyncInventory};
 use gitseal_testenv::e2e::commit_file;
 use kube::api::{Api, ListParams};
 use support::{
-    AgentTest, add_sealing_key, agent_binary, apply_gitsync, configmaps_yaml, git, ready_condition,
-    wait_for,
+    AgentTest, add_sealing_key, agent_binary, apply_gitsync, configmaps_yaml, password_secret,
+    ready_condition, wait_for,
 };
 
 const OBJECTS: usize = 20_000;
@@ -25,9 +25,7 @@ const SEALED: usize = 1_000;
 async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
     let t = AgentTest::new("scale").await;
     let (client, ns) = (t.client.clone(), t.app_ns.clone());
-    let repo = t.work.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
+    let repo = t.init_repo();
     // Ten files of 2,000 objects each (one manifest may hold at most 10,000 documents).
     for f in 0..10 {
         std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
@@ -41,15 +39,7 @@ async fn twenty_thousand_objects_converge_and_the_gitsync_stays_small() {
     add_sealing_key(&client, &t.agent_ns, &key).await;
     let sealed: Vec<serde_yaml::Value> = (0..SEALED)
         .map(|i| {
-            let mut s = gitseal::manifest::Secret {
-                name: Some(format!("db-{i:04}")),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            };
-            s.data.insert(
-                "password".into(),
-                secrecy::SecretSlice::from(format!("pw-{i}").into_bytes()),
-            );
+            let s = password_secret(&ns, &format!("db-{i:04}"), &format!("pw-{i}"));
             gitseal::sealing::seal_secret(
                 &s,
                 &[key.public().clone()],
