@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 
 use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::{
     AgentProcess, AgentSetup, AgentTest, HttpAuth, HttpGitServer, TestRepo, agent_binary, git,
+    ready_condition,
 };
 
 const CANARY: &str = "CANARY-boundary-3f9a1";
@@ -46,39 +45,11 @@ fn start_agent(t: &AgentTest, extra: &[&str]) -> AgentProcess {
     AgentProcess::start(agent_binary, setup, extra)
 }
 
-fn gitsync_api(t: &AgentTest) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        t.client.clone(),
-        &t.app_ns,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk("gitseal.dev", "v1alpha1", "GitSync")),
-    )
-}
-
 /// Applies the GitSync `name` with `spec` (a pass every second, branch main).
 async fn apply_gitsync(t: &AgentTest, name: &str, mut spec: Value) {
     spec["interval"] = json!("1s");
     spec["ref"] = json!({"branch": "main"});
-    gitsync_api(t)
-        .patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": name}, "spec": spec,
-            })),
-        )
-        .await
-        .expect("gitsync");
-}
-
-fn ready_condition(gs: &GitSync) -> Option<(bool, String, String)> {
-    let c = gs
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((c.status == "True", c.reason.clone(), c.message.clone()))
+    support::apply_gitsync(&t.client, &t.app_ns, name, spec).await;
 }
 
 fn stalled(gs: &GitSync) -> bool {

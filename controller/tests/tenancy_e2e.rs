@@ -26,7 +26,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use secrecy::SecretSlice;
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use support::{AgentTest, GitDaemon, TestRepo, add_sealing_key, agent_binary, http_get, wait_for};
+use support::{
+    AgentTest, GitDaemon, TestRepo, add_sealing_key, agent_binary, apply_gitsync, http_get,
+    ready_condition, wait_for,
+};
 
 const CANARY: &str = "CANARY-tenancy-51c0";
 const MANAGER: &str = "gitseal-test";
@@ -60,30 +63,6 @@ fn sealed(key: &SecretKey, ns: &str, name: &str, labels: &[(&str, &str)]) -> Str
     gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml)
 }
 
-async fn apply_gitsync(client: &kube::Client, ns: &str, name: &str, spec: Value) {
-    let api: Api<GitSync> = Api::namespaced(client.clone(), ns);
-    api.patch(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(json!({
-            "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-            "metadata": {"name": name}, "spec": spec,
-        })),
-    )
-    .await
-    .expect("gitsync");
-}
-
-fn ready(gs: &GitSync) -> Option<(bool, String)> {
-    let c = gs
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    Some((c.status == "True", c.message.clone()))
-}
-
 /// Waits until the GitSync `ns/name` is not Ready with a message holding every `parts`.
 async fn wait_failed(client: &kube::Client, ns: &str, name: &str, parts: &[&str]) -> String {
     let api: Api<GitSync> = Api::namespaced(client.clone(), ns);
@@ -91,7 +70,7 @@ async fn wait_failed(client: &kube::Client, ns: &str, name: &str, parts: &[&str]
         &format!("GitSync {ns}/{name} failing with {parts:?}"),
         || async {
             let gs = api.get(name).await.ok()?;
-            let (ok, msg) = ready(&gs)?;
+            let (ok, _, msg) = ready_condition(&gs)?;
             (!ok && parts.iter().all(|p| msg.contains(p))).then_some(msg)
         },
     )
@@ -104,7 +83,7 @@ async fn wait_ready(client: &kube::Client, ns: &str, name: &str, revision: &str)
         &format!("GitSync {ns}/{name} Ready at {revision}"),
         || async {
             let gs = api.get(name).await.ok()?;
-            let (ok, _) = ready(&gs)?;
+            let (ok, _, _) = ready_condition(&gs)?;
             let applied = gs.status?.last_applied_revision?;
             (ok && applied.ends_with(revision)).then_some(())
         },
@@ -443,7 +422,12 @@ async fn passes_act_as_the_gitsyncs_service_account() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &tenant);
     let gs = syncs.get("apps").await.expect("gitsync");
-    assert_eq!(ready(&gs).map(|r| r.0), Some(true), "{:?}", gs.status);
+    assert_eq!(
+        ready_condition(&gs).map(|r| r.0),
+        Some(true),
+        "{:?}",
+        gs.status
+    );
 
     // Another namespace: the API server refuses the deployer, naming it; nothing pruned.
     repo.write("apps/other.yaml", &configmap(Some(&other), "other"));
