@@ -13,7 +13,10 @@
 
 mod support;
 
-use support::{AgentTest, SshGitServer, TestRepo, add_sealing_key, agent_binary, wait_for};
+use support::{
+    AgentTest, SshGitServer, TestRepo, add_sealing_key, agent_binary, password_secret,
+    ready_condition, wait_for,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +26,6 @@ use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use secrecy::SecretSlice;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const CANARY: &str = "CANARY-image-51d0e";
@@ -168,15 +170,6 @@ fn dockerfile_uses_the_list_and_the_deployed_user() {
     assert!(release.contains("strip = true"), "{release}");
 }
 
-fn ready(gs: &GitSync) -> Option<bool> {
-    gs.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status == "True")
-}
-
 #[tokio::test]
 async fn agent_flow_passes_with_only_the_image_programs_on_path() {
     let t = AgentTest::new("image").await;
@@ -196,15 +189,7 @@ async fn agent_flow_passes_with_only_the_image_programs_on_path() {
     // A Kustomize overlay holding a ConfigMap and a SealedSecret, served over ssh.
     let repo = TestRepo::new();
     // Sealed for its final name: the overlay's prefix renames it.
-    let mut s = gitseal::manifest::Secret {
-        name: Some("image-db".into()),
-        namespace: Some(app_ns.clone()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(CANARY.as_bytes().to_vec()),
-    );
+    let s = password_secret(&app_ns, "image-db", CANARY);
     let mut sealed =
         seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
     sealed.name = "db".into();
@@ -268,7 +253,7 @@ async fn agent_flow_passes_with_only_the_image_programs_on_path() {
 
     let gs = wait_for("GitSync Ready with only the image's programs", || async {
         let gs = syncs.get("apps").await.ok()?;
-        (ready(&gs) == Some(true)).then_some(gs)
+        (ready_condition(&gs).map(|c| c.0) == Some(true)).then_some(gs)
     })
     .await;
     let status = gs.status.expect("status");

@@ -14,38 +14,22 @@
 
 mod support;
 
-use support::{AgentTest, add_sealing_key, agent_binary, git, http_get, wait_for};
+use support::{AgentTest, add_sealing_key, agent_binary, git, http_get, sealed_yaml, wait_for};
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use gitseal::SecretKey;
-use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_api::GitSync;
 use gitseal_testenv::rbac::AgentRbac;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use secrecy::SecretSlice;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const DASHBOARD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/grafana/gitseal.json"
 );
-
-fn sealed_yaml(key: &SecretKey, ns: &str, name: &str, value: &str) -> String {
-    let mut s = gitseal::manifest::Secret {
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(value.as_bytes().to_vec()),
-    );
-    let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
-    gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml)
-}
 
 /// The value of the sample `name{…}` whose labels include every one of `labels`.
 fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
@@ -110,9 +94,8 @@ async fn events_metrics_logs_and_user_agent() {
     add_sealing_key(&client, &agent_ns, &key).await;
     let kubeconfig = t.agent_kubeconfig(AgentRbac::Deployed).await;
 
-    let repo = t.work.path().join("repo");
+    let repo = t.init_repo();
     std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
     std::fs::write(
         repo.join("apps/db.yaml"),
         sealed_yaml(&key, &app_ns, "db", "obs-value"),

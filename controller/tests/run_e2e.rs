@@ -5,28 +5,20 @@
 
 mod support;
 
-use support::{AgentTest, add_sealing_key, agent_binary, git, http_get, wait_for};
+use support::{
+    AgentTest, add_sealing_key, agent_binary, events_v1_json, git, http_get, ready_condition,
+    sealed_yaml, wait_for,
+};
 
 use std::path::Path;
 use std::time::Duration;
 
 use gitseal::SecretKey;
-use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal_api::GitSync;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
-use kube::api::{Api, DynamicObject, ListParams};
-use secrecy::SecretSlice;
+use kube::api::{Api, ListParams};
 
 const CANARY: &str = "CANARY-run-4c2e9";
-
-fn ready(gs: &GitSync) -> Option<bool> {
-    gs.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status == "True")
-}
 
 fn contains(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
@@ -66,22 +58,11 @@ async fn gitsync_becomes_ready_and_never_leaks() {
     add_sealing_key(&client, &agent_ns, &key).await;
 
     // The repository: a ConfigMap and a SealedSecret for the app namespace.
-    let repo = work.path().join("repo");
+    let repo = t.init_repo();
     std::fs::create_dir_all(repo.join("apps")).expect("mkdir");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    let mut s = gitseal::manifest::Secret {
-        name: Some("db".into()),
-        namespace: Some(app_ns.clone()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(CANARY.as_bytes().to_vec()),
-    );
-    let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
     std::fs::write(
         repo.join("apps/db.yaml"),
-        gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml),
+        sealed_yaml(&key, &app_ns, "db", CANARY),
     )
     .expect("write");
     std::fs::write(
@@ -102,7 +83,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
 
     let gs = wait_for("GitSync Ready", || async {
         let gs = syncs.get("apps").await.ok()?;
-        (ready(&gs) == Some(true)).then_some(gs)
+        (ready_condition(&gs).map(|c| c.0) == Some(true)).then_some(gs)
     })
     .await;
     let status = gs.status.clone().expect("status");
@@ -140,16 +121,15 @@ async fn gitsync_becomes_ready_and_never_leaks() {
 
     // A decryption failure shows in status and in an Event, without the value.
     let other = SecretKey::generate();
-    let bad = seal_secret(&s, &[other.public().clone()], &SealTarget::default()).expect("seal");
     std::fs::write(
         repo.join("apps/db.yaml"),
-        gitseal::manifest::render([&bad.to_value()], gitseal::manifest::OutputFormat::Yaml),
+        sealed_yaml(&other, &app_ns, "db", CANARY),
     )
     .expect("write");
     git(&repo, &["commit", "-q", "-am", "wrong key"]);
     let gs = wait_for("GitSync not Ready", || async {
         let gs = syncs.get("apps").await.ok()?;
-        (ready(&gs) == Some(false)).then_some(gs)
+        (ready_condition(&gs).map(|c| c.0) == Some(false)).then_some(gs)
     })
     .await;
     let status = gs.status.clone().expect("status");
@@ -182,19 +162,7 @@ async fn gitsync_becomes_ready_and_never_leaks() {
     })
     .await;
     let all_events = serde_json::to_string(&evs.items).expect("json");
-    let ev_api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &app_ns,
-        &kube::discovery::ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
-    );
-    let new_events = serde_json::to_string(
-        &ev_api
-            .list(&ListParams::default())
-            .await
-            .expect("events")
-            .items,
-    )
-    .expect("json");
+    let new_events = events_v1_json(&client, &app_ns).await;
     let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, CANARY);
     for (what, text) in [
         ("status", serde_json::to_string(&gs.status).expect("json")),

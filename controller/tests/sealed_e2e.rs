@@ -7,7 +7,8 @@
 mod support;
 
 use support::{
-    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, http_get, wait_for,
+    AgentProcess, AgentSetup, AgentTest, add_sealing_key, agent_binary, events_v1_json, http_get,
+    password_secret, wait_agent_ready, wait_for,
 };
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use gitseal_api::SealedSecret;
 use gitseal_testenv::rbac::AgentRbac;
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use secrecy::SecretSlice;
 use serde_json::{Value, json};
 
@@ -60,14 +61,7 @@ async fn start_with(prefix: &str, least_privilege: bool) -> Env {
         dir: t.work.path(),
     };
     let agent = AgentProcess::start(agent_binary, setup, &[]);
-    let health = agent.health_port;
-    wait_for("the agent's /readyz", || async move {
-        std::net::TcpStream::connect(("127.0.0.1", health))
-            .ok()
-            .map(|_| http_get(health, "/readyz"))
-            .filter(|r| r.starts_with("HTTP/1.1 200"))
-    })
-    .await;
+    wait_agent_ready(&agent).await;
     Env {
         client,
         app_ns,
@@ -200,19 +194,7 @@ impl Env {
         let core =
             serde_json::to_string(&core.list(&ListParams::default()).await.expect("ev").items)
                 .expect("json");
-        let ev_api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            &self.app_ns,
-            &kube::discovery::ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
-        );
-        let new = serde_json::to_string(
-            &ev_api
-                .list(&ListParams::default())
-                .await
-                .expect("events")
-                .items,
-        )
-        .expect("json");
+        let new = events_v1_json(&self.client, &self.app_ns).await;
         let statuses: Vec<_> = self
             .sealed()
             .list(&ListParams::default())
@@ -711,15 +693,7 @@ async fn a_restored_key_opens_what_failed_without_waiting_for_its_backoff() {
     use secrecy::ExposeSecret;
     let env = start("sealed-restore").await;
     let restored = SecretKey::generate();
-    let mut s = gitseal::Secret {
-        name: Some("later".into()),
-        namespace: Some(env.app_ns.clone()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(CANARY.as_bytes().to_vec()),
-    );
+    let s = password_secret(&env.app_ns, "later", CANARY);
     let sealed =
         seal_secret(&s, &[restored.public().clone()], &SealTarget::default()).expect("seal");
     env.apply(&serde_json::to_value(sealed.to_value()).expect("json"))
