@@ -8,19 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitseal::sealing::{SealTarget, seal_secret};
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::serve::api_counters::{ApiCounters, counting_client};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::inventory::Memory;
 use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
-use gitseal_agent::sync::render::RemoteBases;
-use gitseal_agent::sync::tenancy::Tenancy;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use secrecy::SecretSlice;
-use support::git;
+use support::{apps_spec, git, sealed_yaml};
 
 const CANARY: &str = "CANARY-e2e-7d1f";
 
@@ -54,20 +50,6 @@ impl Repo {
     }
 }
 
-fn sealed(key: &SecretKey, ns: &str, name: &str, value: &str) -> String {
-    let mut s = gitseal::manifest::Secret {
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        ..Default::default()
-    };
-    s.data.insert(
-        "password".into(),
-        SecretSlice::from(value.as_bytes().to_vec()),
-    );
-    let sealed = seal_secret(&s, &[key.public().clone()], &SealTarget::default()).expect("seal");
-    gitseal::manifest::render([&sealed.to_value()], gitseal::manifest::OutputFormat::Yaml)
-}
-
 fn deployment(ns: &str, replicas: u32) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {ns}}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: nginx:1.27}}]\n"
@@ -98,27 +80,19 @@ impl Harness {
             client,
             counters,
             cache: tempfile::tempdir().expect("tempdir"),
-            spec: SyncSpec {
-                namespace: owner_ns.into(),
-                name: "e2e".into(),
-                source: GitSource {
+            // The harness is the agent, its source in the "agent's namespace".
+            spec: apps_spec(
+                owner_ns,
+                "e2e",
+                GitSource {
                     url: repo.url(),
                     reference: GitRef::Branch("main".into()),
                     auth: GitAuth::None,
                     timeout: Duration::from_secs(60),
                     allow_local: true,
                 },
-                path: "apps".into(),
-                timeout: Duration::from_secs(60),
-                prune: true,
-                allow_empty: false,
-                allow_plaintext: false,
-                target_namespace: None,
-                remote_bases: RemoteBases::default(),
-                limits: Default::default(),
-                // The harness is the agent, its source in the "agent's namespace".
-                tenancy: Tenancy::agent(owner_ns),
-            },
+                Duration::from_secs(60),
+            ),
             state: SyncState::default(),
             ring: Keyring::from_iter([key.clone()]),
         }
@@ -150,7 +124,7 @@ async fn full_lifecycle_of_a_source() {
         "apps/keep.yaml",
         &configmap(&ns, "keep", ", annotations: {gitseal.dev/prune: disabled}"),
     );
-    repo.write("apps/db.sealed.yaml", &sealed(&key, &ns, "db", CANARY));
+    repo.write("apps/db.sealed.yaml", &sealed_yaml(&key, &ns, "db", CANARY));
     repo.write("elsewhere/ignored.yaml", &configmap(&ns, "ignored", ""));
     repo.commit("first");
     let mut h = Harness::new(&repo, &ns, &key).await;
@@ -250,7 +224,10 @@ async fn full_lifecycle_of_a_source() {
 
     // A decryption error stops the pass before anything is deleted.
     let other = SecretKey::generate();
-    repo.write("apps/db.sealed.yaml", &sealed(&other, &ns, "db", CANARY));
+    repo.write(
+        "apps/db.sealed.yaml",
+        &sealed_yaml(&other, &ns, "db", CANARY),
+    );
     repo.remove("apps/deploy.yaml");
     repo.commit("bad seal");
     let e = h.pass().await.expect_err("cannot open");
@@ -262,7 +239,7 @@ async fn full_lifecycle_of_a_source() {
     );
 
     // A render error deletes nothing either.
-    repo.write("apps/db.sealed.yaml", &sealed(&key, &ns, "db", CANARY));
+    repo.write("apps/db.sealed.yaml", &sealed_yaml(&key, &ns, "db", CANARY));
     repo.write(
         "apps/broken.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {namespace: x}\n",
@@ -321,7 +298,7 @@ async fn plaintext_secret_and_scope_mismatch_stall() {
     repo.remove("apps/plain.yaml");
     repo.write(
         "apps/db.yaml",
-        &sealed(&key, "somewhere-else", "db", CANARY),
+        &sealed_yaml(&key, "somewhere-else", "db", CANARY),
     );
     repo.commit("moved");
     h.spec.target_namespace = Some(ns.clone());

@@ -10,13 +10,11 @@ use std::time::Duration;
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::inventory::Memory;
-use gitseal_agent::sync::pass::{SyncSpec, SyncState, run_pass};
-use gitseal_agent::sync::render::RemoteBases;
-use gitseal_agent::sync::tenancy::Tenancy;
+use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use secrecy::SecretString;
-use support::{GitDaemon, HttpAuth, HttpGitServer, SshGitServer, TestRepo};
+use support::{GitDaemon, HttpAuth, HttpGitServer, SshGitServer, TestRepo, apps_spec};
 
 fn repo_for(ns: &str) -> TestRepo {
     let (repo, _) = TestRepo::with_files(&[(
@@ -29,26 +27,14 @@ fn repo_for(ns: &str) -> TestRepo {
 }
 
 fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
-    SyncSpec {
-        namespace: ns.into(),
-        name: "transport".into(),
-        source: GitSource {
-            url,
-            reference: GitRef::Branch("main".into()),
-            auth,
-            timeout: Duration::from_secs(30),
-            allow_local: false,
-        },
-        path: "apps".into(),
+    let source = GitSource {
+        url,
+        reference: GitRef::Branch("main".into()),
+        auth,
         timeout: Duration::from_secs(30),
-        prune: true,
-        allow_empty: false,
-        allow_plaintext: false,
-        target_namespace: None,
-        remote_bases: RemoteBases::default(),
-        limits: Default::default(),
-        tenancy: Tenancy::agent(ns),
-    }
+        allow_local: false,
+    };
+    apps_spec(ns, "transport", source, Duration::from_secs(30))
 }
 
 /// Two passes: the first applies the ConfigMap; after a commit the second updates it.
@@ -96,6 +82,28 @@ async fn two_passes(ns: &str, repo: &TestRepo, mut spec: SyncSpec) -> (SyncSpec,
     (spec, state)
 }
 
+/// A pass of `spec` (after [`two_passes`]) with a fresh cache and no keys that must fail:
+/// its revision and error.
+async fn failing_pass(
+    spec: &SyncSpec,
+    state: &mut SyncState,
+    why: &str,
+) -> (Option<String>, PassError) {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let client = gitseal_testenv::shared().await.client();
+    run_pass(
+        &client,
+        spec,
+        state,
+        &Keyring::new(),
+        cache.path(),
+        4,
+        &mut Memory,
+    )
+    .await
+    .expect_err(why)
+}
+
 #[tokio::test]
 async fn git_daemon_source() {
     let ns = gitseal_testenv::shared()
@@ -123,22 +131,10 @@ async fn smart_http_source_with_token() {
 
     // A wrong token fails the pass as an auth error; the cluster keeps its objects.
     spec.source.auth = GitAuth::Token(SecretString::from("wrong-token".to_owned()));
-    let cache = tempfile::tempdir().expect("tempdir");
-    let client = gitseal_testenv::shared().await.client();
-    let ring = Keyring::new();
-    let (_, e) = run_pass(
-        &client,
-        &spec,
-        &mut state,
-        &ring,
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .expect_err("wrong token");
+    let (_, e) = failing_pass(&spec, &mut state, "wrong token").await;
     assert_eq!(e.kind(), "auth", "{e}");
     assert!(!e.to_string().contains("wrong-token"), "{e}");
+    let client = gitseal_testenv::shared().await.client();
     let cms: Api<ConfigMap> = Api::namespaced(client, &ns);
     assert!(cms.get_opt("settings").await.expect("get").is_some());
 }
@@ -160,19 +156,7 @@ async fn ssh_source_with_checked_host_key() {
         identity: SecretString::from(server.client_identity()),
         known_hosts: server.wrong_known_hosts(),
     };
-    let cache = tempfile::tempdir().expect("tempdir");
-    let client = gitseal_testenv::shared().await.client();
-    let (_, e) = run_pass(
-        &client,
-        &spec,
-        &mut state,
-        &Keyring::new(),
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .expect_err("host key");
+    let (_, e) = failing_pass(&spec, &mut state, "host key").await;
     assert_eq!(e.kind(), "host_key", "{e}");
 }
 
@@ -184,19 +168,8 @@ async fn unreachable_source_keeps_the_cluster() {
     let url = daemon.url(repo.path());
     let (spec, mut state) = two_passes(&ns, &repo, spec(&ns, url, GitAuth::None)).await;
     drop(daemon);
-    let cache = tempfile::tempdir().expect("tempdir");
+    let (revision, e) = failing_pass(&spec, &mut state, "server is gone").await;
     let client = gitseal_testenv::shared().await.client();
-    let (revision, e) = run_pass(
-        &client,
-        &spec,
-        &mut state,
-        &Keyring::new(),
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .expect_err("server is gone");
     assert_eq!(e.kind(), "unreachable", "{e}");
     assert!(revision.is_none());
     assert!(e.to_string().contains("127.0.0.1"), "names the server: {e}");
