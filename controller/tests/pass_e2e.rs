@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,39 +15,9 @@ use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use support::{apps_spec, git, sealed_yaml};
+use support::{TestRepo, apps_spec, sealed_yaml};
 
 const CANARY: &str = "CANARY-e2e-7d1f";
-
-struct Repo {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Repo {
-    fn new() -> Repo {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("repo");
-        std::fs::create_dir_all(&path).expect("mkdir");
-        git(&path, &["init", "-q", "-b", "main"]);
-        Repo { _dir: dir, path }
-    }
-    fn write(&self, file: &str, text: &str) {
-        let p = self.path.join(file);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, text).expect("write");
-    }
-    fn remove(&self, file: &str) {
-        std::fs::remove_file(self.path.join(file)).expect("rm");
-    }
-    fn commit(&self, msg: &str) {
-        git(&self.path, &["add", "-A"]);
-        git(&self.path, &["commit", "-q", "--allow-empty", "-m", msg]);
-    }
-    fn url(&self) -> String {
-        format!("file://{}", self.path.display())
-    }
-}
 
 fn deployment(ns: &str, replicas: u32) -> String {
     format!(
@@ -72,7 +41,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(repo: &Repo, owner_ns: &str, key: &SecretKey) -> Harness {
+    async fn new(repo: &TestRepo, owner_ns: &str, key: &SecretKey) -> Harness {
         let cp = gitseal_testenv::shared().await;
         let counters = Arc::new(ApiCounters::default());
         let client = counting_client(cp.config(), counters.clone()).expect("client");
@@ -85,7 +54,7 @@ impl Harness {
                 owner_ns,
                 "e2e",
                 GitSource {
-                    url: repo.url(),
+                    url: repo.file_url(),
                     reference: GitRef::Branch("main".into()),
                     auth: GitAuth::None,
                     timeout: Duration::from_secs(60),
@@ -117,7 +86,7 @@ async fn full_lifecycle_of_a_source() {
     let cp = gitseal_testenv::shared().await;
     let ns = cp.namespace("e2e-life").await;
     let key = SecretKey::generate();
-    let repo = Repo::new();
+    let repo = TestRepo::new();
     repo.write("apps/deploy.yaml", &deployment(&ns, 1));
     repo.write("apps/cm.yaml", &configmap(&ns, "settings", ""));
     repo.write(
@@ -279,7 +248,7 @@ async fn plaintext_secret_and_scope_mismatch_stall() {
     let cp = gitseal_testenv::shared().await;
     let ns = cp.namespace("e2e-stall").await;
     let key = SecretKey::generate();
-    let repo = Repo::new();
+    let repo = TestRepo::new();
     repo.write(
         "apps/plain.yaml",
         &format!(

@@ -5,12 +5,13 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use gitseal::{Keyring, SecretKey};
 use gitseal_agent::sync::git::{GitAuth, GitRef, GitSource};
 use gitseal_agent::sync::inventory::Memory;
-use gitseal_agent::sync::pass::{PassError, SyncSpec, SyncState, run_pass};
+use gitseal_agent::sync::pass::{PassError, PassOutcome, SyncSpec, SyncState, run_pass};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use secrecy::SecretString;
@@ -37,6 +38,18 @@ fn spec(ns: &str, url: String, auth: GitAuth) -> SyncSpec {
     apps_spec(ns, "transport", source, Duration::from_secs(30))
 }
 
+/// One pass of `spec` (concurrency 4, inventory in memory), its git cache
+/// in `cache`.
+async fn pass(
+    client: &kube::Client,
+    spec: &SyncSpec,
+    state: &mut SyncState,
+    ring: &Keyring,
+    cache: &Path,
+) -> Result<PassOutcome, (Option<String>, PassError)> {
+    run_pass(client, spec, state, ring, cache, 4, &mut Memory).await
+}
+
 /// Two passes: the first applies the ConfigMap; after a commit the second updates it.
 async fn two_passes(ns: &str, repo: &TestRepo, mut spec: SyncSpec) -> (SyncSpec, SyncState) {
     let cp = gitseal_testenv::shared().await;
@@ -44,36 +57,20 @@ async fn two_passes(ns: &str, repo: &TestRepo, mut spec: SyncSpec) -> (SyncSpec,
     let cache = tempfile::tempdir().expect("tempdir");
     let ring = Keyring::from_iter([SecretKey::generate()]);
     let mut state = SyncState::default();
-    let out = run_pass(
-        &client,
-        &spec,
-        &mut state,
-        &ring,
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .map_err(|(_, e)| e)
-    .expect("first pass");
+    let out = pass(&client, &spec, &mut state, &ring, cache.path())
+        .await
+        .map_err(|(_, e)| e)
+        .expect("first pass");
     assert_eq!(out.report.applied.len(), 1);
     repo.write(
         "apps/cm.yaml",
         &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {ns}}}\ndata: {{v: '2'}}\n"),
     );
     let sha = repo.commit("v2");
-    let out = run_pass(
-        &client,
-        &spec,
-        &mut state,
-        &ring,
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .map_err(|(_, e)| e)
-    .expect("second pass");
+    let out = pass(&client, &spec, &mut state, &ring, cache.path())
+        .await
+        .map_err(|(_, e)| e)
+        .expect("second pass");
     assert_eq!(out.revision, format!("main@sha1:{sha}"));
     let cms: Api<ConfigMap> = Api::namespaced(client, ns);
     let cm = cms.get("settings").await.expect("configmap");
@@ -91,17 +88,9 @@ async fn failing_pass(
 ) -> (Option<String>, PassError) {
     let cache = tempfile::tempdir().expect("tempdir");
     let client = gitseal_testenv::shared().await.client();
-    run_pass(
-        &client,
-        spec,
-        state,
-        &Keyring::new(),
-        cache.path(),
-        4,
-        &mut Memory,
-    )
-    .await
-    .expect_err(why)
+    pass(&client, spec, state, &Keyring::new(), cache.path())
+        .await
+        .expect_err(why)
 }
 
 #[tokio::test]
