@@ -247,8 +247,11 @@ async fn events_metrics_logs_and_user_agent() {
             "the dashboard queries {name}, which /metrics does not have:\n{metrics}"
         );
     }
-    // The panels added with leader election, conflicts and dependsOn are among them.
+    // The panels added with leader election, conflicts and dependsOn, push webhooks and
+    // re-sealing are among them (the last two counters exist, at zero, from the start).
     for name in [
+        "gitseal_webhook_requests_total",
+        "gitseal_reseal_answers_total",
         "gitseal_leader",
         "gitseal_api_lease_requests_total",
         "gitseal_leader_election_errors_total",

@@ -124,6 +124,13 @@ impl Metrics {
             "Push webhook requests by result",
             webhook_requests.clone(),
         );
+        // Zero from the start, so that a rate() and the dashboard's panels have a series
+        // before the first request or answer (the other results appear when they happen).
+        for (family, result) in [(&reseals, "ok"), (&webhook_requests, "triggered")] {
+            family.get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            });
+        }
         let ignored_key_secrets = Gauge::default();
         registry.register(
             "sealing_key_secrets_ignored",
