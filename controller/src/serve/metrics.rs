@@ -127,9 +127,11 @@ impl Metrics {
         // Zero from the start, so that a rate() and the dashboard's panels have a series
         // before the first request or answer (the other results appear when they happen).
         for (family, result) in [(&reseals, "ok"), (&webhook_requests, "triggered")] {
-            family.get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            });
+            family
+                .get_or_create(&ResultLabel {
+                    result: result.to_owned(),
+                })
+                .inc_by(0);
         }
         let ignored_key_secrets = Gauge::default();
         registry.register(
