@@ -136,6 +136,19 @@ impl Edit {
         assert!(self.env.stray_temp_files().is_empty());
     }
 
+    /// `gitseal edit` in a process group of its own, its editor started and waiting (30 s).
+    fn start_with_a_waiting_editor(&self) -> std::process::Child {
+        let started = self.env.path("started");
+        let editor = self.editor(&format!("touch '{}'\nsleep 30", started.display()));
+        let child = self.command(&editor, &[]).process_group(0).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !started.exists() {
+            assert!(Instant::now() < deadline, "the editor never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
     fn unseal(&self) -> serde_yaml::Value {
         one_doc(
             &self
@@ -299,14 +312,7 @@ fn invalid_results_and_failing_editors_are_refused_with_the_file_untouched() {
 fn sigint_while_the_editor_runs_removes_the_plaintext_copy() {
     let e = Edit::new();
     let before = e.env.read("db.yaml");
-    let started = e.env.path("started");
-    let editor = e.editor(&format!("touch '{}'\nsleep 30", started.display()));
-    let mut child = e.command(&editor, &[]).process_group(0).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the editor never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = e.start_with_a_waiting_editor();
     // As a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
     let pgid = format!("-{}", child.id());
     let kill = Command::new("kill")
@@ -338,14 +344,7 @@ fn sigint_while_the_editor_runs_removes_the_plaintext_copy() {
 fn the_copy_a_killed_edit_left_is_removed_by_the_next_edit() {
     let e = Edit::new();
     let before = e.env.read("db.yaml");
-    let started = e.env.path("started");
-    let editor = e.editor(&format!("touch '{}'\nsleep 30", started.display()));
-    let mut child = e.command(&editor, &[]).process_group(0).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the editor never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = e.start_with_a_waiting_editor();
     // SIGKILL: no handler runs, the plaintext copy stays.
     let pgid = format!("-{}", child.id());
     assert!(

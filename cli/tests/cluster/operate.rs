@@ -45,12 +45,23 @@ fn secret_yaml(ns: &str, name: &str, pairs: &[(&str, &str)]) -> String {
     )
 }
 
-fn gitsync_api(t: &AgentTest) -> Api<DynamicObject> {
-    Api::namespaced_with(
+/// Applies GitSync `name` of the app namespace with `spec`, server-side as `manager` (forced).
+async fn apply_gitsync(t: &AgentTest, manager: &str, name: &str, spec: serde_json::Value) {
+    Api::<DynamicObject>::namespaced_with(
         t.client.clone(),
         &t.app_ns,
         &ApiResource::erase::<GitSync>(&()),
     )
+    .patch(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
+            "metadata": {"name": name}, "spec": spec,
+        })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("GitSync {name}: {e}"));
 }
 
 #[tokio::test]
@@ -105,19 +116,14 @@ async fn get_and_diff_against_a_running_agent() {
     .await;
 
     // A second GitSync whose message holds terminal escapes (its path is a tenant's text).
-    gitsync_api(&t)
-        .patch(
-            "hostile",
-            &PatchParams::apply("gitseal-test"),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "hostile"},
-                "spec": {"url": format!("file://{}", repo.display()), "path": "nope\u{1b}[2J\u{7}",
-                         "interval": "1h"}
-            })),
-        )
-        .await
-        .expect("hostile gitsync");
+    apply_gitsync(
+        &t,
+        "gitseal-test",
+        "hostile",
+        serde_json::json!({"url": format!("file://{}", repo.display()),
+                           "path": "nope\u{1b}[2J\u{7}", "interval": "1h"}),
+    )
+    .await;
     wait_for("GitSync hostile not Ready", || async {
         let (ready, _) = ready_at(&syncs.get("hostile").await.ok()?)?;
         (!ready).then_some(())
@@ -811,17 +817,13 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
     );
     // A pass an hour: only the request starts the next one.
     t.apply_gitsync(&repo).await;
-    gitsync_api(&t)
-        .patch(
-            "apps",
-            &PatchParams::apply("gitseal-test-interval").force(),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "apps"}, "spec": {"interval": "1h"}
-            })),
-        )
-        .await
-        .expect("interval");
+    apply_gitsync(
+        &t,
+        "gitseal-test-interval",
+        "apps",
+        serde_json::json!({"interval": "1h"}),
+    )
+    .await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
     let first = head(&repo);
     wait_for("first pass", || async {
@@ -905,18 +907,13 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
     );
 
     // A GitSync whose spec is refused answers the request too: exit 1 with the refusal.
-    gitsync_api(&t)
-        .patch(
-            "refused",
-            &PatchParams::apply("gitseal-test"),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "refused"},
-                "spec": {"url": "https://example.invalid/r.git", "serviceAccountName": "Not_A_Name"}
-            })),
-        )
-        .await
-        .expect("refused gitsync");
+    apply_gitsync(
+        &t,
+        "gitseal-test",
+        "refused",
+        serde_json::json!({"url": "https://example.invalid/r.git", "serviceAccountName": "Not_A_Name"}),
+    )
+    .await;
     let out = cli.kube(&["reconcile", "gitsync", "refused", "-n", &app_ns, "--wait"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(
@@ -978,17 +975,13 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
         stderr(&out)
     );
     // Suspended: refused, nothing asked.
-    gitsync_api(&t)
-        .patch(
-            "apps",
-            &PatchParams::apply("gitseal-test-interval").force(),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "apps"}, "spec": {"interval": "1h", "suspend": true}
-            })),
-        )
-        .await
-        .expect("suspend");
+    apply_gitsync(
+        &t,
+        "gitseal-test-interval",
+        "apps",
+        serde_json::json!({"interval": "1h", "suspend": true}),
+    )
+    .await;
     let before = syncs.get("apps").await.expect("gs").metadata.annotations;
     let out = cli.kube(&["reconcile", "gitsync", "apps", "-n", &app_ns, "--wait"]);
     assert_eq!(code(&out), 1);
@@ -1086,19 +1079,14 @@ async fn diff_dry_runs_as_the_gitsyncs_service_account() {
                       "apiGroup": "rbac.authorization.k8s.io"}]}),
     )
     .await;
-    gitsync_api(&t)
-        .patch(
-            "tenant",
-            &PatchParams::apply("gitseal-test"),
-            &Patch::Apply(serde_json::json!({
-                "apiVersion": "gitseal.dev/v1alpha1", "kind": "GitSync",
-                "metadata": {"name": "tenant"},
-                "spec": {"url": "https://example.invalid/r.git", "path": "apps",
-                         "serviceAccountName": "deployer"}
-            })),
-        )
-        .await
-        .expect("gitsync");
+    apply_gitsync(
+        &t,
+        "gitseal-test",
+        "tenant",
+        serde_json::json!({"url": "https://example.invalid/r.git", "path": "apps",
+                         "serviceAccountName": "deployer"}),
+    )
+    .await;
     let dir = t.work.path().join("apps");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
