@@ -1116,6 +1116,16 @@ async fn diff_dry_runs_as_the_gitsyncs_service_account() {
         serde_json::from_str(&stdout(out))
             .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
     };
+    // A diff that found differences, acting as its report says.
+    let differs = |out: &Output, acting: &str| -> serde_json::Value {
+        assert_eq!(code(out), 1, "{}", stderr(out));
+        let r = report(out);
+        assert!(
+            r["gitsync"].as_str().unwrap_or_default().contains(acting),
+            "{r}"
+        );
+        r
+    };
     let action = |r: &serde_json::Value, object: &str| -> (String, String) {
         let o = r["objects"]
             .as_array()
@@ -1130,15 +1140,9 @@ async fn diff_dry_runs_as_the_gitsyncs_service_account() {
     };
 
     // The admin may impersonate: the Service is refused as a pass would refuse it.
-    let out = cli.kube(&args);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    let r = report(&out);
-    assert!(
-        r["gitsync"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(&format!("dry-run as ServiceAccount {app_ns}/deployer")),
-        "{r}"
+    let r = differs(
+        &cli.kube(&args),
+        &format!("dry-run as ServiceAccount {app_ns}/deployer"),
     );
     assert_eq!(
         action(&r, &format!("ConfigMap {app_ns}/cfg")).0,
@@ -1158,15 +1162,9 @@ async fn diff_dry_runs_as_the_gitsyncs_service_account() {
     let unpriv = t.cp.unprivileged_kubeconfig_path().display().to_string();
     let mut as_reviewer: Vec<&str> = args.to_vec();
     as_reviewer.extend(["--kubeconfig", &unpriv]);
-    let out = cli.raw(&as_reviewer);
-    assert_eq!(code(&out), 1, "{}", stderr(&out));
-    let r = report(&out);
-    assert!(
-        r["gitsync"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("this dry-run as you (you may not impersonate it)"),
-        "{r}"
+    let r = differs(
+        &cli.raw(&as_reviewer),
+        "this dry-run as you (you may not impersonate it)",
     );
     assert_eq!(
         action(&r, &format!("Service {app_ns}/web")).0,
