@@ -34,6 +34,20 @@ pub fn usage(message: String) -> anyhow::Error {
 /// findings, differences).
 const CHECK_ERROR: u8 = 3;
 
+/// The exit code of `check` and `diff`: 0 clean, 1 findings or differences, 3 when they could
+/// not check or compare (so CI tells them apart); usage errors go on to `main` (2).
+fn verdict(result: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::FAILURE),
+        Err(e) if e.downcast_ref::<UsageError>().is_none() => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(CHECK_ERROR))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Keys(cmd) => commands::keys::run(cmd)?,
@@ -41,30 +55,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => commands::create::run(args)?,
         Command::Unseal(args) => commands::unseal::run(args.resolved())?,
         Command::Reseal(args) => commands::reseal::run(args.resolved())?,
-        Command::Check(args) => match commands::check::run(args.resolved()) {
-            Ok(true) => {}
-            Ok(false) => return Ok(ExitCode::FAILURE),
-            // Findings are 1; a check that could not run is 3, so CI tells them apart.
-            Err(e) if e.downcast_ref::<UsageError>().is_none() => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(CHECK_ERROR));
-            }
-            Err(e) => return Err(e),
-        },
+        Command::Check(args) => return verdict(commands::check::run(args.resolved())),
         Command::Import(args) => commands::import::run(args.resolved())?,
         Command::Edit(args) => commands::edit::run(args.resolved())?,
         Command::Get(args) => cluster::runtime()?.block_on(commands::get::run(args))?,
         Command::Diff(args::DiffCommand::GitSync(args)) => {
-            match cluster::runtime()?.block_on(commands::diff::run(args)) {
-                Ok(true) => {}
-                Ok(false) => return Ok(ExitCode::FAILURE),
-                // Differences are 1; a diff that could not compare is 3 (as `check`).
-                Err(e) if e.downcast_ref::<UsageError>().is_none() => {
-                    eprintln!("error: {e:#}");
-                    return Ok(ExitCode::from(CHECK_ERROR));
-                }
-                Err(e) => return Err(e),
-            }
+            return verdict(cluster::runtime()?.block_on(commands::diff::run(args)));
         }
         Command::Reconcile(args::ReconcileCommand::GitSync(args)) => {
             cluster::runtime()?.block_on(commands::reconcile::run(args))?

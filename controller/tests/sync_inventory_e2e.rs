@@ -11,26 +11,23 @@ use std::collections::BTreeSet;
 use gitseal_api::names::{INVENTORY_OF_LABEL, SYNC_NAME_LABEL, SYNC_NAMESPACE_LABEL};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use support::{AgentTest, TestRepo, agent_binary};
+use support::{AgentTest, TestRepo, agent_binary, configmaps_yaml};
 
 const SOURCE: &str = "bulk";
 /// Long names: 2,400 of them are more than one shard's 512 KiB of ids.
 const OBJECTS: usize = 2_400;
 
+/// Object names of 200-odd characters.
+fn prefix() -> String {
+    "c".repeat(200)
+}
+
 fn name(i: usize) -> String {
-    format!("{}-{i:05}", "c".repeat(200))
+    format!("{}-{i}", prefix())
 }
 
 fn configmaps(ns: &str, count: usize) -> String {
-    (0..count)
-        .map(|i| {
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {}, namespace: {ns}}}\ndata: {{i: '{i}'}}\n",
-                name(i)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n")
+    configmaps_yaml(ns, &prefix(), count, "1")
 }
 
 /// One `sync --once --prune` of `url` as source `bulk`.

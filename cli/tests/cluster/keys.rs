@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 
 use super::{
     CANARY, Cli, active_ids, head, header_ids, ok, published, ready_at, stderr,
-    this_binary_as_agent,
+    this_binary_as_agent, wait_applied,
 };
 
 #[tokio::test]
@@ -101,18 +101,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     git(&repo, &["commit", "-q", "-m", "first"]);
     t.apply_gitsync(&repo).await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
-    let applied = |rev: String| {
-        let syncs = syncs.clone();
-        async move {
-            wait_for(&format!("GitSync Ready at {rev}"), || async {
-                let gs = syncs.get("apps").await.ok()?;
-                let (ready, at) = ready_at(&gs)?;
-                (ready && at.ends_with(&rev)).then_some(())
-            })
-            .await
-        }
-    };
-    applied(head(&repo)).await;
+    wait_applied(&syncs, &head(&repo)).await;
     let app_secrets: Api<Secret> = Api::namespaced(client.clone(), &app_ns);
     let db = app_secrets.get("db").await.expect("db");
     assert_eq!(db.data.expect("data")["password"].0, CANARY.as_bytes());
@@ -182,7 +171,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
         ),
         "after rotation",
     );
-    applied(head(&repo)).await;
+    wait_applied(&syncs, &head(&repo)).await;
     std::fs::write(
         work.path().join("other.yaml"),
         secret_yaml.replace("name: db", "name: other"),
@@ -259,7 +248,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
     let sealed2 = std::fs::read_to_string(repo.join("apps/db.yaml")).expect("sealed");
     assert_eq!(header_ids(&sealed2), vec![key2.clone()]);
     git(&repo, &["commit", "-q", "-am", "resealed to key 2"]);
-    applied(head(&repo)).await;
+    wait_applied(&syncs, &head(&repo)).await;
     wait_for("key 1 unused", || async {
         let u = usage_of(key1.clone()).await?;
         u["objects"].as_array()?.is_empty().then_some(())
@@ -342,7 +331,7 @@ async fn keys_generated_published_rotated_retired_backed_up_restored() {
         &cli.keys("restore", &["-i", &id_arg, "-f", "keys.age"]),
         "keys restore",
     );
-    applied(head(&repo)).await;
+    wait_applied(&syncs, &head(&repo)).await;
     assert!(agent.running(), "the agent kept running");
     let cm = cms.get("gitseal-public-keys").await.expect("cm");
     let active = active_ids(&cm);

@@ -154,6 +154,15 @@ fn ready_at(gs: &GitSync) -> Option<(bool, String)> {
     ))
 }
 
+/// Waits until GitSync `apps` of `syncs` is Ready with commit `rev` applied.
+async fn wait_applied(syncs: &kube::Api<GitSync>, rev: &str) {
+    gitseal_testenv::e2e::wait_for(&format!("GitSync apps Ready at {rev}"), || async {
+        let (ready, at) = ready_at(&syncs.get("apps").await.ok()?)?;
+        (ready && at.ends_with(rev)).then_some(())
+    })
+    .await;
+}
+
 fn head(repo: &Path) -> String {
     let out = Command::new("git")
         .args(["rev-parse", "HEAD"])

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 
-use super::{Cli, head, ok, ready_at, stderr, this_binary_as_agent};
+use super::{Cli, head, ok, ready_at, stderr, this_binary_as_agent, wait_applied};
 
 const PLAIN_CANARY: &str = "CANARY-plain-51c0e";
 const SEALED_CANARY: &str = "CANARY-sealed-8a2d4";
@@ -109,11 +109,7 @@ async fn get_and_diff_against_a_running_agent() {
     t.apply_gitsync(&repo).await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
     let rev = head(&repo);
-    wait_for("GitSync apps Ready", || async {
-        let (ready, at) = ready_at(&syncs.get("apps").await.ok()?)?;
-        (ready && at.ends_with(&rev)).then_some(())
-    })
-    .await;
+    wait_applied(&syncs, &rev).await;
 
     // A second GitSync whose message holds terminal escapes (its path is a tenant's text).
     apply_gitsync(
@@ -826,11 +822,7 @@ async fn reconcile_asks_for_a_pass_and_waits_for_it() {
     .await;
     let syncs: Api<GitSync> = Api::namespaced(client.clone(), &app_ns);
     let first = head(&repo);
-    wait_for("first pass", || async {
-        let (ready, at) = ready_at(&syncs.get("apps").await.ok()?)?;
-        (ready && at.ends_with(&first)).then_some(())
-    })
-    .await;
+    wait_applied(&syncs, &first).await;
 
     // A new commit: applied when asked, and --wait returns once that pass is reported.
     commit_file(

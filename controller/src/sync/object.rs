@@ -261,6 +261,22 @@ impl Object {
     }
 }
 
+/// Kinds defined by the CRDs among `objects`, by (group, kind): namespaced or not (a pass's
+/// own CRDs are not known to discovery before they are applied).
+pub fn crd_scopes(objects: &[Object]) -> std::collections::HashMap<(String, String), bool> {
+    objects
+        .iter()
+        .filter(|o| o.is_crd())
+        .filter_map(|o| {
+            let v = o.value();
+            let group = v.pointer("/spec/group")?.as_str()?.to_owned();
+            let kind = v.pointer("/spec/names/kind")?.as_str()?.to_owned();
+            let namespaced = v.pointer("/spec/scope")?.as_str()? == "Namespaced";
+            Some(((group, kind), namespaced))
+        })
+        .collect()
+}
+
 /// Sets (or with `None` removes) `metadata.namespace` of an object's value.
 pub fn set_namespace(v: &mut Value, ns: Option<&str>) {
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {

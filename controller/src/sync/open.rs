@@ -71,7 +71,8 @@ pub fn settle_namespace(o: &mut Object, namespaced: bool, target: Option<&str>, 
     }
 }
 
-fn has_data(o: &Object) -> bool {
+/// Whether a Secret object holds any value (`data` or `stringData`).
+pub fn has_data(o: &Object) -> bool {
     let v = o.value();
     ["data", "stringData"].iter().any(|f| {
         v.get(*f)

@@ -13,7 +13,7 @@ use gitseal_api::InventoryEntry;
 use super::apply::{Applier, ApplyError, ApplyMemory, ApplyReport};
 use super::git::{Checkout, GitError, GitSource};
 use super::inventory::{InventoryError, InventoryStore, union};
-use super::object::{Object, known_cluster_scoped};
+use super::object::{Object, crd_scopes, known_cluster_scoped};
 use super::open::{DecryptError, open_all, redacted, settle_namespace};
 use super::prune::{prune, refuse_empty};
 use super::render::{RemoteBases, RenderError, render};
@@ -345,17 +345,7 @@ async fn attempt(
     .map_err(|e| fail(e.into()))?;
     // Kinds defined by CRDs of this same pass are not known yet: treat them by the CRD's
     // own scope.
-    let crd_scopes: std::collections::HashMap<(String, String), bool> = objects
-        .iter()
-        .filter(|o| o.is_crd())
-        .filter_map(|o| {
-            let v = o.value();
-            let group = v.pointer("/spec/group")?.as_str()?.to_owned();
-            let kind = v.pointer("/spec/names/kind")?.as_str()?.to_owned();
-            let namespaced = v.pointer("/spec/scope")?.as_str()? == "Namespaced";
-            Some(((group, kind), namespaced))
-        })
-        .collect();
+    let crd_scopes = crd_scopes(&objects);
     let fallback = spec.tenancy.fallback_namespace(&spec.namespace);
     let settle = async {
         for o in &mut objects {

@@ -28,8 +28,8 @@ use gitseal::manifest::ManifestLimits;
 use gitseal::sealing::binding_of;
 use gitseal_agent::controllers::gitsync::{TenancyPolicy, tenancy};
 use gitseal_agent::sync::inventory::shards::ShardStore;
-use gitseal_agent::sync::object::{Object, ObjectId, set_label, zeroize_json};
-use gitseal_agent::sync::open::{parse_sealed, secret_value, settle_namespace};
+use gitseal_agent::sync::object::{Object, ObjectId, crd_scopes, set_label, zeroize_json};
+use gitseal_agent::sync::open::{has_data, parse_sealed, secret_value, settle_namespace};
 use gitseal_agent::sync::render::{RemoteBases, render};
 use gitseal_agent::sync::tenancy::{Actor, Tenancy};
 use gitseal_api::GitSync;
@@ -248,21 +248,6 @@ async fn render_local(dir: &Path, gs: &GitSync) -> Result<Vec<Object>> {
     )
     .await
     .with_context(|| format!("rendering {} as gitseal-agent would", shown(dir)))
-}
-
-/// Kinds defined by CRDs of this same render, by (group, kind): namespaced or not.
-fn crd_scopes(objects: &[Object]) -> HashMap<(String, String), bool> {
-    objects
-        .iter()
-        .filter(|o| o.is_crd())
-        .filter_map(|o| {
-            let v = o.value();
-            let group = v.pointer("/spec/group")?.as_str()?.to_owned();
-            let kind = v.pointer("/spec/names/kind")?.as_str()?.to_owned();
-            let namespaced = v.pointer("/spec/scope")?.as_str()? == "Namespaced";
-            Some(((group, kind), namespaced))
-        })
-        .collect()
 }
 
 /// The ids of the keys that open values in this cluster (active and not retired), as the
@@ -569,15 +554,6 @@ impl Differ {
         d.source = format!("{}#{}", o.source, o.document);
         Ok(d)
     }
-}
-
-fn has_data(o: &Object) -> bool {
-    let v = o.value();
-    ["data", "stringData"].iter().any(|f| {
-        v.get(*f)
-            .and_then(Value::as_object)
-            .is_some_and(|m| !m.is_empty())
-    })
 }
 
 /// The GitSync's labels, as a pass sets them on every object.

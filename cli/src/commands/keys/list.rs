@@ -11,6 +11,7 @@ use gitseal_api::names::{PUBLIC_KEYS_CONFIGMAP, USAGE_CONFIGMAP};
 use crate::args::{ClusterArgs, ListFormat};
 use crate::cluster::{client, public_keys, usage};
 use crate::io::{shown, write_atomic};
+use crate::table::short_duration;
 
 pub async fn fetch(c: &ClusterArgs, output: Option<&Path>) -> Result<()> {
     let client = client(c).await?;
@@ -47,15 +48,7 @@ fn age_of(created: &str) -> String {
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
     {
-        Some(d) => {
-            let secs = d.as_secs();
-            match secs {
-                0..120 => format!("{secs}s"),
-                120..7200 => format!("{}m", secs / 60),
-                7200..172_800 => format!("{}h", secs / 3600),
-                _ => format!("{}d", secs / 86_400),
-            }
-        }
+        Some(d) => short_duration(d),
         None => "?".into(),
     }
 }

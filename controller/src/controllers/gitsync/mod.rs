@@ -284,6 +284,31 @@ fn requested_at(gs: &GitSync) -> Option<String> {
         .cloned()
 }
 
+/// The status of a GitSync refused for its spec (`msg`): Ready=False and Stalled, reason
+/// `InvalidSpec`; a pass request is answered by this refusal too (`gitseal reconcile gitsync
+/// --wait` waits for it and reports the message). A Warning Event when the message is new.
+async fn invalid_spec(
+    ctx: &Context,
+    gs: &GitSync,
+    old: &GitSyncStatus,
+    msg: &str,
+    generation: Option<i64>,
+    requested: Option<String>,
+) -> GitSyncStatus {
+    let mut status = old.clone();
+    status.conditions = vec![
+        condition(READY, false, "InvalidSpec", msg, generation),
+        condition(STALLED, true, "InvalidSpec", msg, generation),
+    ];
+    status.observed_generation = generation;
+    status.last_error = Some(msg.to_owned());
+    status.last_handled_reconcile_at = requested.or(old.last_handled_reconcile_at.clone());
+    if old.last_error.as_deref() != Some(msg) {
+        event(ctx, gs, true, "InvalidSpec", msg).await;
+    }
+    status
+}
+
 fn ready_message(s: &GitSyncStatus) -> Option<&str> {
     s.conditions
         .iter()
@@ -378,20 +403,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
     let (spec, interval, pass_client) = match spec {
         Ok(s) => s,
         Err(msg) => {
-            let mut status = old.clone();
-            status.conditions = vec![
-                condition(READY, false, "InvalidSpec", &msg, generation),
-                condition(STALLED, true, "InvalidSpec", &msg, generation),
-            ];
-            status.observed_generation = generation;
-            status.last_error = Some(msg.clone());
-            // A request is answered by this refusal too (`gitseal reconcile gitsync --wait`
-            // waits for it and reports the message).
-            status.last_handled_reconcile_at =
-                requested.clone().or(old.last_handled_reconcile_at.clone());
-            if old.last_error.as_deref() != Some(msg.as_str()) {
-                event(&ctx, &gs, true, "InvalidSpec", &msg).await;
-            }
+            let status = invalid_spec(&ctx, &gs, &old, &msg, generation, requested.clone()).await;
             source
                 .due
                 // A spec error can come from an object the GitSync does not watch (its
@@ -445,18 +457,7 @@ async fn reconcile(gs: Arc<GitSync>, ctx: Arc<Context>) -> Result<Action, Error>
             return Ok(Action::requeue(retry));
         }
         depends::Gate::Invalid(msg) => {
-            let mut status = old.clone();
-            status.conditions = vec![
-                condition(READY, false, "InvalidSpec", &msg, generation),
-                condition(STALLED, true, "InvalidSpec", &msg, generation),
-            ];
-            status.observed_generation = generation;
-            status.last_error = Some(msg.clone());
-            status.last_handled_reconcile_at =
-                requested.clone().or(old.last_handled_reconcile_at.clone());
-            if old.last_error.as_deref() != Some(msg.as_str()) {
-                event(&ctx, &gs, true, "InvalidSpec", &msg).await;
-            }
+            let status = invalid_spec(&ctx, &gs, &old, &msg, generation, requested.clone()).await;
             // Another GitSync's spec may end the cycle: look again at the interval, at
             // most 30 s.
             source.due.done(
